@@ -1,0 +1,39 @@
+/**
+ * `npm run bench`: ledgerbox against its peers on the same PostgreSQL server in the same run.
+ * Prints a table and writes bench/results.json. `--quick` (or LEDGERBOX_BENCH_QUICK=1) only
+ * proves the suite runs; `--scale large` (or LEDGERBOX_BENCH_SCALE=large) runs the big sizes.
+ * No thresholds: a benchmark reports, it never fails on speed.
+ */
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { benchBatch } from './batch.bench.ts';
+import { openServer } from './database.ts';
+import { benchExchanges } from './exchange.bench.ts';
+import { benchJobs } from './jobs.bench.ts';
+import { benchPosting } from './posting.bench.ts';
+import { benchReconcile } from './reconcile.bench.ts';
+import { printTable, writeResults, type Metric } from './results.ts';
+import { readSettings } from './settings.ts';
+
+const settings = readSettings(process.argv.slice(2), process.env);
+const log = (line: string) => console.error(`[bench] ${line}`);
+const startedAt = performance.now();
+const server = await openServer();
+const metrics: Metric[] = [];
+try {
+  const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
+  console.log(`ledgerbox bench (${settings.quick ? 'quick' : `scale ${settings.scale}`}): ${os.cpus().length} cores (${cpu}), PostgreSQL ${server.version}, Node ${process.version}`);
+  console.log(`server: ${server.description}`);
+  console.log(`command: ${['npm run bench', ...process.argv.slice(2)].join(' ')}${settings.quick ? ' (quick)' : ''}\n`);
+  metrics.push(...(await benchPosting(server, settings, log)));
+  metrics.push(...(await benchBatch(server, settings, log)));
+  metrics.push(...(await benchJobs(server, settings, log)));
+  metrics.push(...(await benchReconcile(server, settings, log)));
+  metrics.push(...(await benchExchanges(server, settings, log)));
+} finally {
+  await server.close();
+}
+console.log(printTable(metrics));
+console.log('ratio = ledgerbox / peer. For rates higher is better; for times (ms) lower is better.');
+writeResults(fileURLToPath(new URL('./results.json', import.meta.url)), metrics);
+console.log(`wrote bench/results.json; the run took ${((performance.now() - startedAt) / 1_000).toFixed(0)} s`);

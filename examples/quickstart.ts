@@ -1,0 +1,38 @@
+// The README's quick start, runnable: `DATABASE_URL=… npx tsx examples/quickstart.ts`.
+// test/examples.test.ts runs it and checks what it prints, so the README cannot rot.
+import pg from 'pg';
+import { USD, dinero, toDecimal } from 'dinero.js/bigint';
+import { object, string } from 'superstruct';
+import { createAccount, defineTask, enqueue, getBalance, migrate, postTransfer } from 'ledgerbox';
+
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+await migrate({ pgPool: pool }); // on boot; safe when every replica does it at once
+
+// Once per task: its name and the contract of its payload (identifiers only).
+const sendReceipt = defineTask('payments.send_receipt', object({ transferId: string() }));
+
+await createAccount(pool, { key: 'cash', currency: 'USD', allowNegative: true });
+await createAccount(pool, { key: 'customer:42', currency: 'USD' });
+
+// Inside the service's own transaction: its order row, the ledger transfer and the
+// follow-up job commit together or not at all.
+const client = await pool.connect();
+try {
+  await client.query('begin');
+  const transfer = await postTransfer(client, {
+    key: 'order:1001:capture', // idempotency key: a retry returns the same transfer
+    legs: [{ from: 'cash', to: 'customer:42', amount: dinero({ amount: 2_500n, currency: USD }) }],
+    metadata: { order: 1001 },
+  });
+  await enqueue(client, sendReceipt, { transferId: transfer.id });
+  await client.query('commit');
+} catch (error) {
+  await client.query('rollback');
+  throw error;
+} finally {
+  client.release();
+}
+
+const balance = await getBalance(pool, 'customer:42');
+console.log(`customer:42 has ${toDecimal(balance.available)} ${balance.currency} available`);
+await pool.end();

@@ -1,0 +1,111 @@
+import {
+  StructError,
+  create,
+  define,
+  refine,
+  size,
+  string,
+  pattern,
+
+  date,
+  coerce,
+  type Struct,
+} from 'superstruct';
+import { InvalidInputError, describeValue } from './errors.js';
+import { limits } from './limits.js';
+
+/**
+ * Checks `value` against `struct` (applying its coercions) and returns the result, or throws
+ * InvalidInputError naming the path and showing the bad value. Every public entry point calls
+ * this before it touches the database.
+ */
+export function validate<T, S>(struct: Struct<T, S>, value: unknown, name: string): T {
+  try {
+    return create(value, struct);
+  } catch (error) {
+    if (!(error instanceof StructError)) throw error;
+    const failure = error.failures()[0] ?? error;
+    const path = [name, ...failure.path];
+    const where = path.join('.');
+    // superstruct's own messages ("Expected a string, but received: 42") are replaced by ours;
+    // a refinement or define() that returned a reason is specific, so it is kept.
+    const generic = failure.refinement === undefined && failure.message.startsWith('Expected');
+    const message = generic
+      ? `Expected \`${where}\` to be ${failure.type}, got ${describeValue(failure.value)}`
+      : `Invalid \`${where}\`: ${failure.message}`;
+    throw new InvalidInputError(message, path, failure.value);
+  }
+}
+
+const trimmedText = (label: string, maxLength: number) =>
+  refine(size(string(), 1, maxLength), label, (value) =>
+    value.trim() === value && !/[\u0000-\u001f]/.test(value)
+      ? true
+      : `${label} must not start or end with spaces or contain control characters, got ${describeValue(value)}`,
+  );
+
+/** The host's stable name for an account, e.g. `customer:42:wallet:USD`. */
+export const AccountKey = trimmedText('account key', limits.key_length_max);
+
+/** A caller-chosen idempotency key: the same key always means the same request. */
+export const IdempotencyKey = trimmedText('idempotency key', limits.key_length_max);
+
+/** ISO 4217 (`USD`) or a custom code (`POINTS`, `USDC`): upper case, 2 to 16 characters. */
+export const CurrencyCode = pattern(string(), /^[A-Z][A-Z0-9_]{1,15}$/);
+
+export const Uuid = pattern(string(), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
+
+/**
+ * Free-form JSON object stored with accounts and transfers; bounded so a row stays small.
+ * Normalized to what JSON (and so the database) keeps: a Date becomes its ISO string, an
+ * undefined field disappears, so a replay compares equal to what was stored.
+ */
+export const Metadata = coerce(
+  define<Record<string, unknown>>('a JSON object', (value) => checkMetadata(value)),
+  define<Record<string, unknown>>('a JSON-serializable object', (value) => typeof value === 'object' && value !== null && !Array.isArray(value) && serializable(value)),
+  (value) => JSON.parse(JSON.stringify(value)) as Record<string, unknown>,
+);
+
+function serializable(value: unknown): boolean {
+  try {
+    return JSON.stringify(value) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+function checkMetadata(value: unknown): true | string | false {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  let text: string;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return `metadata must be JSON-serializable (no bigint, no cycles), got ${describeValue(value)}`;
+  }
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > limits.metadata_bytes_max) {
+    return `metadata must serialize to at most ${limits.metadata_bytes_max} bytes, got ${bytes}`;
+  }
+  return true;
+}
+
+const isoTimestamp = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(:(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+/** Rejects what Date would silently roll over: February 30th becomes March 1st. */
+function isRealCalendarTime(text: string): boolean {
+  const match = isoTimestamp.exec(text);
+  if (match === null) return false;
+  const [year, month, day, hour, minute, second] = [1, 2, 3, 4, 5, 7].map((index) => Number(match[index] ?? 0)) as [number, number, number, number, number, number];
+  const calendar = new Date(Date.UTC(year, month - 1, day));
+  return calendar.getUTCMonth() === month - 1 && calendar.getUTCDate() === day && hour < 24 && minute < 60 && second < 60;
+}
+
+/** A point in time: a valid Date, or an ISO 8601 string with a time zone. */
+export const Timestamp = coerce(
+  refine(date(), 'valid date', (value) => !Number.isNaN(value.getTime())),
+  refine(string(), 'ISO 8601 timestamp', (value) =>
+    isRealCalendarTime(value) ? true : `expected an ISO 8601 timestamp with a time zone, like 2026-11-21T09:30:00Z, got ${describeValue(value)}`,
+  ),
+  (value) => new Date(value),
+);
+

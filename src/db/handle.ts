@@ -1,0 +1,244 @@
+import type pg from 'pg';
+import {
+  isConnection,
+  isConnectionPool,
+  isTransaction,
+  pgFormat,
+  type Queryable,
+  type SQLQuery,
+} from '@databases/pg';
+import { LedgerboxError } from '../errors.js';
+import { limits } from '../limits.js';
+
+/**
+ * Any database handle a host service already has. Writes go through the handle itself, so
+ * they share the caller's transaction when there is one:
+ * - an @databases/pg ConnectionPool, Connection or Transaction;
+ * - a node-postgres Pool, or a Client / PoolClient (inside `BEGIN … COMMIT` or not).
+ */
+export type DatabaseHandle = Queryable | pg.Pool | pg.PoolClient | pg.Client;
+
+export type Row = Record<string, unknown>;
+
+/** What ledgerbox's queries run on: one connection, inside one transaction. @internal */
+export interface Session {
+  query(query: SQLQuery): Promise<Row[]>;
+}
+
+type PgPool = pg.Pool;
+type PgClient = pg.PoolClient | pg.Client;
+
+function isObject(handle: unknown): handle is object {
+  return typeof handle === 'object' && handle !== null;
+}
+
+function isDatabasesQueryable(handle: DatabaseHandle): handle is Queryable {
+  if (!isObject(handle)) return false;
+  const candidate = handle as Queryable;
+  return isTransaction(candidate) || isConnection(candidate) || isConnectionPool(candidate);
+}
+
+function isPgPool(handle: DatabaseHandle): handle is PgPool {
+  return isObject(handle) && 'totalCount' in handle && 'idleCount' in handle && typeof (handle as PgPool).connect === 'function';
+}
+
+function isPgClient(handle: DatabaseHandle): handle is PgClient {
+  return isObject(handle) && typeof (handle as PgClient).query === 'function' && 'connection' in handle;
+}
+
+function pgSession(client: PgClient): Session {
+  return {
+    async query(query) {
+      const { text, values } = query.format(pgFormat);
+      const result = await client.query(text, values).catch(rethrowAborted);
+      return result.rows as Row[];
+    },
+  };
+}
+
+function databasesSession(db: Queryable): Session {
+  return { query: (query) => (db.query(query) as Promise<Row[]>).catch(rethrowAborted) };
+}
+
+function hostTransactionAborted(cause?: unknown): LedgerboxError {
+  return new LedgerboxError(
+    'host_transaction_aborted',
+    'The transaction on this connection has already failed; roll it back before calling ledgerbox',
+    cause === undefined ? {} : { cause },
+  );
+}
+
+/** 25P02: the caller's transaction failed before we were called; say so by name. */
+function rethrowAborted(error: unknown): never {
+  if ((error as { code?: string }).code === '25P02') throw hostTransactionAborted(error);
+  throw error;
+}
+
+/** Runs one statement on the handle as it is: no transaction of our own. @internal */
+export async function queryOnce(handle: DatabaseHandle, query: SQLQuery): Promise<Row[]> {
+  if (isDatabasesQueryable(handle)) return databasesSession(handle).query(query);
+  if (isPgPool(handle)) {
+    const { text, values } = query.format(pgFormat);
+    return (await handle.query(text, values).catch(rethrowAborted)).rows as Row[];
+  }
+  if (isPgClient(handle)) return oneAtATime(handle, () => pgSession(handle).query(query));
+  throw unsupportedHandle(handle);
+}
+
+/**
+ * Runs `work` atomically on the caller's handle.
+ *
+ * Inside the caller's transaction, `work` runs under a savepoint: if it fails, its writes are
+ * undone and the caller's transaction stays usable; if it succeeds, its writes commit or roll
+ * back with the caller's. On a pool (or a client outside a transaction) ledgerbox owns the
+ * transaction, and retries it on serialization failure or deadlock a bounded number of times.
+ * @internal
+ */
+export async function inTransaction<T>(handle: DatabaseHandle, work: (db: Session) => Promise<T>): Promise<T> {
+  if (isDatabasesQueryable(handle)) {
+    // A Transaction's tx() is a savepoint; a pool's or connection's tx() is a new transaction.
+    if (isTransaction(handle)) return handle.tx((db) => work(databasesSession(db))).catch(rethrowAborted).catch(rethrowConflict);
+    return withRetries(() => handle.tx((db) => work(databasesSession(db))));
+  }
+  if (isPgPool(handle)) {
+    return withRetries(async () => {
+      const client = await handle.connect();
+      let broken: Error | undefined;
+      try {
+        return await ownTransaction(client, work);
+      } catch (error) {
+        if (isConnectionLost(error)) broken = error as Error;
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    });
+  }
+  if (isPgClient(handle)) {
+    return oneAtATime(handle, async () => {
+      const status = await transactionStatus(handle);
+      if (status === 'E') throw hostTransactionAborted();
+      if (status === 'T') return underSavepoint(handle, work).catch(rethrowConflict);
+      return withRetries(() => ownTransaction(handle, work));
+    });
+  }
+  throw unsupportedHandle(handle);
+}
+
+// Calls made at once on one connection (Promise.all over a client) would interleave their
+// statements and savepoints; they take turns instead, as @databases/pg's transactions do.
+const callsInFlight = new WeakMap<PgClient, Promise<unknown>>();
+
+function oneAtATime<T>(client: PgClient, call: () => Promise<T>): Promise<T> {
+  const previous = callsInFlight.get(client) ?? Promise.resolve();
+  const current = previous.then(call, call);
+  callsInFlight.set(client, current.catch(() => undefined));
+  return current;
+}
+
+let savepointSequence = 0;
+
+async function ownTransaction<T>(client: PgClient, work: (db: Session) => Promise<T>): Promise<T> {
+  await client.query('begin');
+  try {
+    const result = await work(pgSession(client));
+    await client.query('commit');
+    return result;
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined); // the connection may be gone
+    throw error;
+  }
+}
+
+async function underSavepoint<T>(client: PgClient, work: (db: Session) => Promise<T>): Promise<T> {
+  const savepoint = `ledgerbox_${++savepointSequence}`;
+  // The status pg reports can lag an error by a moment, so a failed transaction may first
+  // show up here.
+  await client.query(`savepoint ${savepoint}`).catch(rethrowAborted);
+  try {
+    const result = await work(pgSession(client));
+    await client.query(`release savepoint ${savepoint}`);
+    return result;
+  } catch (error) {
+    await client.query(`rollback to savepoint ${savepoint}; release savepoint ${savepoint}`).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** 'I' idle, 'T' in a transaction, 'E' in a failed transaction. */
+async function transactionStatus(client: PgClient): Promise<'I' | 'T' | 'E'> {
+  const known = (client as { getTransactionStatus?: () => string | null }).getTransactionStatus?.();
+  if (known === 'I' || known === 'T' || known === 'E') return known;
+  // Older pg without getTransactionStatus: a savepoint is only accepted inside a transaction.
+  try {
+    await client.query('savepoint ledgerbox_probe');
+    await client.query('release savepoint ledgerbox_probe');
+    return 'T';
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === '25P01') return 'I'; // no_active_sql_transaction
+    if (code === '25P02') return 'E'; // in_failed_sql_transaction
+    throw error;
+  }
+}
+
+const retryableCodes = new Set(['40001', '40P01']); // serialization_failure, deadlock_detected
+
+/** Retries a transaction ledgerbox owns; gives up after a bounded number of attempts. */
+async function withRetries<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let attemptNumber = 1; ; attemptNumber++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === undefined || !retryableCodes.has(code)) throw error;
+      if (attemptNumber >= limits.transaction_attempts_max) {
+        throw new LedgerboxError(
+          'transaction_conflict',
+          `Gave up after ${attemptNumber} attempts: ${(error as Error).message}`,
+          { retryable: true, cause: error, details: { attempts: attemptNumber, sqlstate: code } },
+        );
+      }
+      const backoff_ms = limits.transaction_retry_backoff_ms * 2 ** (attemptNumber - 1);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * backoff_ms));
+    }
+  }
+}
+
+/**
+ * Inside the caller's transaction we must not retry (their earlier work is part of it), but the
+ * savepoint has undone ours: say so with a typed, retryable error instead of a raw SQLSTATE.
+ */
+function rethrowConflict(error: unknown): never {
+  const code = (error as { code?: string }).code;
+  if (code !== undefined && retryableCodes.has(code)) {
+    throw new LedgerboxError(
+      'transaction_conflict',
+      `${(error as Error).message}: ledgerbox's writes were rolled back to its savepoint; retry the call or the whole transaction`,
+      { retryable: true, cause: error, details: { sqlstate: code } },
+    );
+  }
+  throw error;
+}
+
+function isConnectionLost(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code === undefined || code.startsWith('08') || code === '57P01';
+}
+
+function unsupportedHandle(handle: unknown): LedgerboxError {
+  return new LedgerboxError(
+    'unsupported_database_handle',
+    `Expected an @databases/pg pool, connection or transaction, or a node-postgres Pool or Client, got ${describeHandle(handle)}`,
+  );
+}
+
+function describeHandle(handle: unknown): string {
+  if (handle === null || typeof handle !== 'object') return String(handle);
+  return handle.constructor?.name ?? 'object';
+}
+
+/** Reads that need no transaction: each query runs on the handle as it is. @internal */
+export function autocommitSession(handle: DatabaseHandle): Session {
+  return { query: (query) => queryOnce(handle, query) };
+}

@@ -1,0 +1,282 @@
+import { sql } from '@databases/pg';
+import { boolean, number, object, string, nullable, record, unknown, type Infer } from 'superstruct';
+import type { Session } from '../db/handle.js';
+import { Int8Text, TimestampText, readRow } from '../db/rows.js';
+
+/** One statement per function, `db` first. Bigints travel as text in both directions. */
+
+const iso = (column: string) => sql.__dangerous__rawValue(`to_json(${column}) #>> '{}'`);
+
+export const CurrencyRow = object({ code: string(), base: number(), exponent: number() });
+export type CurrencyRow = Infer<typeof CurrencyRow>;
+
+export async function selectCurrency(db: Session, code: string): Promise<CurrencyRow | undefined> {
+  const [row] = await db.query(sql`
+    select code, base::int as base, exponent::int as exponent
+    from ledgerbox.currencies where code = ${code}`);
+  return row === undefined ? undefined : readRow(CurrencyRow, row, 'currency');
+}
+
+export async function insertCurrency(db: Session, currency: CurrencyRow): Promise<void> {
+  await db.query(sql`
+    insert into ledgerbox.currencies (code, base, exponent)
+    values (${currency.code}, ${currency.base}, ${currency.exponent})
+    on conflict (code) do nothing`);
+}
+
+export const AccountRow = object({
+  id: Int8Text,
+  key: string(),
+  currency: string(),
+  base: number(),
+  exponent: number(),
+  allow_negative: boolean(),
+  clearing: boolean(),
+  metadata: record(string(), unknown()),
+  posted_balance: Int8Text,
+  pending_incoming: Int8Text,
+  pending_outgoing: Int8Text,
+  version: Int8Text,
+  created_at: TimestampText,
+  updated_at: TimestampText,
+});
+export type AccountRow = Infer<typeof AccountRow>;
+
+const accountColumns = sql`
+  a.id::text as id, a.key, a.currency, c.base::int as base, c.exponent::int as exponent,
+  a.allow_negative, a.clearing, a.metadata, a.posted_balance::text as posted_balance,
+  a.pending_incoming::text as pending_incoming, a.pending_outgoing::text as pending_outgoing,
+  a.version::text as version, ${iso('a.created_at')} as created_at, ${iso('a.updated_at')} as updated_at`;
+
+export async function insertAccount(
+  db: Session,
+  account: { key: string; currency: string; allowNegative: boolean; clearing?: boolean; metadata: Record<string, unknown> },
+): Promise<boolean> {
+  const rows = await db.query(sql`
+    insert into ledgerbox.accounts (key, currency, allow_negative, clearing, metadata)
+    values (${account.key}, ${account.currency}, ${account.allowNegative}, ${account.clearing ?? false}, ${JSON.stringify(account.metadata)}::jsonb)
+    on conflict (key) do nothing
+    returning id`);
+  return rows.length === 1;
+}
+
+export async function selectAccountsByKey(db: Session, keys: readonly string[]): Promise<AccountRow[]> {
+  const rows = await db.query(sql`
+    select ${accountColumns}
+    from ledgerbox.accounts a join ledgerbox.currencies c on c.code = a.currency
+    where a.key = any(${keys}::text[])`);
+  return rows.map((row) => readRow(AccountRow, row, 'account'));
+}
+
+/**
+ * Locks the accounts in ascending id order: every ledgerbox call takes its locks in this one
+ * order, so two calls can never wait on each other in a cycle.
+ */
+export async function lockAccountsByKey(db: Session, keys: readonly string[]): Promise<AccountRow[]> {
+  const rows = await db.query(sql`
+    select ${accountColumns}
+    from ledgerbox.accounts a join ledgerbox.currencies c on c.code = a.currency
+    where a.key = any(${keys}::text[])
+    order by a.id
+    for update of a`);
+  return rows.map((row) => readRow(AccountRow, row, 'account'));
+}
+
+/** How one call changes an account's cached balances; computed to check funds up front. */
+export interface BalanceChange {
+  accountId: bigint;
+  posted: bigint;
+  pendingIncoming: bigint;
+  pendingOutgoing: bigint;
+}
+
+export const TransferRow = object({
+  id: string(),
+  key: string(),
+  kind: string(),
+  hold_id: nullable(string()),
+  reverses_id: nullable(string()),
+  void_reason: nullable(string()),
+  expires_at: nullable(TimestampText),
+  metadata: record(string(), unknown()),
+  effective_at: TimestampText,
+  created_at: TimestampText,
+});
+export type TransferRow = Infer<typeof TransferRow>;
+
+const transferColumns = sql`
+  t.id::text as id, t.key, t.kind, t.hold_id::text as hold_id, t.reverses_id::text as reverses_id,
+  t.void_reason, ${iso('t.expires_at')} as expires_at, t.metadata,
+  ${iso('t.effective_at')} as effective_at, ${iso('t.created_at')} as created_at`;
+
+export interface NewTransfer {
+  key: string;
+  kind: 'posted' | 'hold' | 'post_hold' | 'void_hold' | 'reversal';
+  holdId?: string;
+  reversesId?: string;
+  voidReason?: 'voided' | 'expired';
+  expiresAt?: Date;
+  metadata: Record<string, unknown>;
+  effectiveAt?: Date;
+}
+
+/** Returns undefined when the key is taken: the caller then replays or reports a conflict. */
+export async function insertTransfer(db: Session, transfer: NewTransfer): Promise<TransferRow | undefined> {
+  const [row] = await db.query(sql`
+    insert into ledgerbox.transfers as t (key, kind, hold_id, reverses_id, void_reason, expires_at, metadata, effective_at)
+    values (
+      ${transfer.key}, ${transfer.kind}, ${transfer.holdId ?? null}::uuid, ${transfer.reversesId ?? null}::uuid,
+      ${transfer.voidReason ?? null}, ${transfer.expiresAt?.toISOString() ?? null}::timestamptz,
+      ${JSON.stringify(transfer.metadata)}::jsonb,
+      coalesce(${transfer.effectiveAt?.toISOString() ?? null}::timestamptz, now())
+    )
+    on conflict (key) do nothing
+    returning ${transferColumns}`);
+  return row === undefined ? undefined : readRow(TransferRow, row, 'transfer');
+}
+
+export async function selectTransferByKey(db: Session, key: string): Promise<TransferRow | undefined> {
+  const [row] = await db.query(sql`select ${transferColumns} from ledgerbox.transfers t where t.key = ${key}`);
+  return row === undefined ? undefined : readRow(TransferRow, row, 'transfer');
+}
+
+export async function selectTransferById(db: Session, id: string): Promise<TransferRow | undefined> {
+  const [row] = await db.query(sql`select ${transferColumns} from ledgerbox.transfers t where t.id = ${id}::uuid`);
+  return row === undefined ? undefined : readRow(TransferRow, row, 'transfer');
+}
+
+/** The transfer that resolved a hold (post_hold or void_hold), or that reversed a transfer. */
+export async function selectTransferReferencing(
+  db: Session,
+  reference: { holdId: string } | { reversesId: string },
+): Promise<TransferRow | undefined> {
+  const [row] = await db.query(
+    'holdId' in reference
+      ? sql`select ${transferColumns} from ledgerbox.transfers t where t.hold_id = ${reference.holdId}::uuid`
+      : sql`select ${transferColumns} from ledgerbox.transfers t where t.reverses_id = ${reference.reversesId}::uuid`,
+  );
+  return row === undefined ? undefined : readRow(TransferRow, row, 'transfer');
+}
+
+export interface NewEntry {
+  leg: number;
+  accountId: bigint;
+  currency: string;
+  amount: bigint;
+}
+
+/** Phase and effective date are filled in by the database from the transfer. */
+export async function insertEntries(db: Session, transferId: string, entries: readonly NewEntry[]): Promise<void> {
+  await db.query(sql`
+    insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
+    select ${transferId}::uuid, entry.leg, entry.account_id, entry.currency, entry.amount
+    from unnest(
+      ${entries.map((e) => e.leg)}::smallint[],
+      ${entries.map((e) => e.accountId.toString())}::bigint[],
+      ${entries.map((e) => e.currency)}::text[],
+      ${entries.map((e) => e.amount.toString())}::bigint[]
+    ) with ordinality as entry(leg, account_id, currency, amount, position)
+    order by entry.position`);
+}
+
+export const EntryRow = object({
+  leg: number(),
+  account_key: string(),
+  currency: string(),
+  base: number(),
+  exponent: number(),
+  amount: Int8Text,
+});
+export type EntryRow = Infer<typeof EntryRow>;
+
+export async function selectEntriesOfTransfer(db: Session, transferId: string): Promise<EntryRow[]> {
+  const rows = await db.query(sql`
+    select e.leg::int as leg, a.key as account_key, e.currency, c.base::int as base, c.exponent::int as exponent,
+      e.amount::text as amount
+    from ledgerbox.entries e
+    join ledgerbox.accounts a on a.id = e.account_id
+    join ledgerbox.currencies c on c.code = e.currency
+    where e.transfer_id = ${transferId}::uuid
+    order by e.leg, e.amount`);
+  return rows.map((row) => readRow(EntryRow, row, 'entry'));
+}
+
+export const HistoricalBalanceRow = object({
+  posted: Int8Text,
+  pending_incoming: Int8Text,
+  pending_outgoing: Int8Text,
+});
+
+/**
+ * Balances from the entries themselves as of an effective date: posted entries effective by
+ * then, and holds effective by then that were not resolved by then.
+ */
+export async function selectBalanceAsOf(db: Session, accountId: bigint, asOf: Date) {
+  const [row] = await db.query(sql`
+    with visible as (
+      select e.amount, e.phase, resolution.effective_at as resolved_at
+      from ledgerbox.entries e
+      left join ledgerbox.transfers resolution on e.phase = 'pending' and resolution.hold_id = e.transfer_id
+      where e.account_id = ${accountId.toString()}::bigint and e.effective_at <= ${asOf.toISOString()}::timestamptz
+    )
+    select
+      coalesce(sum(amount) filter (where phase = 'posted'), 0)::text as posted,
+      coalesce(sum(amount) filter (where phase = 'pending' and amount > 0
+        and (resolved_at is null or resolved_at > ${asOf.toISOString()}::timestamptz)), 0)::text as pending_incoming,
+      coalesce(-sum(amount) filter (where phase = 'pending' and amount < 0
+        and (resolved_at is null or resolved_at > ${asOf.toISOString()}::timestamptz)), 0)::text as pending_outgoing
+    from visible`);
+  return readRow(HistoricalBalanceRow, row, 'balance');
+}
+
+export async function selectExpiredHoldIds(db: Session, now: Date, limit: number): Promise<string[]> {
+  const rows = await db.query(sql`
+    select hold_id::text as id
+    from ledgerbox.open_hold_expiries
+    where expires_at <= ${now.toISOString()}::timestamptz
+    order by expires_at, hold_id
+    limit ${limit}`);
+  return rows.map((row) => readRow(object({ id: string() }), row, 'hold').id);
+}
+
+export async function selectTransfersByKeys(db: Session, keys: readonly string[]): Promise<TransferRow[]> {
+  const rows = await db.query(sql`select ${transferColumns} from ledgerbox.transfers t where t.key = any(${keys}::text[])`);
+  return rows.map((row) => readRow(TransferRow, row, 'transfer'));
+}
+
+/**
+ * Inserts posted transfers in one statement. A key taken meanwhile is skipped (no row
+ * returned for it): the caller then replays or reports a conflict, as with insertTransfer.
+ */
+export async function insertPostedTransfers(
+  db: Session,
+  transfers: readonly { key: string; metadata: Record<string, unknown>; effectiveAt?: Date | undefined }[],
+): Promise<TransferRow[]> {
+  const rows = await db.query(sql`
+    insert into ledgerbox.transfers as t (key, kind, metadata, effective_at)
+    select transfer.key, 'posted', transfer.metadata::jsonb, coalesce(transfer.effective_at, now())
+    from unnest(
+      ${transfers.map((t) => t.key)}::text[],
+      ${transfers.map((t) => JSON.stringify(t.metadata))}::text[],
+      ${transfers.map((t) => t.effectiveAt?.toISOString() ?? null)}::timestamptz[]
+    ) with ordinality as transfer(key, metadata, effective_at, position)
+    order by transfer.position
+    on conflict (key) do nothing
+    returning ${transferColumns}`);
+  return rows.map((row) => readRow(TransferRow, row, 'transfer'));
+}
+
+/** The entries of many transfers in one statement; phase and effective date come from each transfer. */
+export async function insertEntriesOfTransfers(db: Session, entries: readonly (NewEntry & { transferId: string })[]): Promise<void> {
+  await db.query(sql`
+    insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
+    select entry.transfer_id, entry.leg, entry.account_id, entry.currency, entry.amount
+    from unnest(
+      ${entries.map((e) => e.transferId)}::uuid[],
+      ${entries.map((e) => e.leg)}::smallint[],
+      ${entries.map((e) => e.accountId.toString())}::bigint[],
+      ${entries.map((e) => e.currency)}::text[],
+      ${entries.map((e) => e.amount.toString())}::bigint[]
+    ) with ordinality as entry(transfer_id, leg, account_id, currency, amount, position)
+    order by entry.position`);
+}

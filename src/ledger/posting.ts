@@ -1,0 +1,298 @@
+import type { Session } from '../db/handle.js';
+import { IdempotencyConflictError, LedgerboxError, describeValue } from '../errors.js';
+import { int8_max, toDinero, toLedgerMinorUnits, type MinorUnits } from '../money/money.js';
+import {
+  insertEntries,
+  insertTransfer,
+  lockAccountsByKey,
+  selectCurrency,
+  selectEntriesOfTransfer,
+  selectTransferByKey,
+  type AccountRow,
+  type BalanceChange,
+  type CurrencyRow,
+  type NewEntry,
+  type NewTransfer,
+  type TransferRow,
+} from './ledger-queries.js';
+import type { Transfer, TransferKind } from './types.js';
+import { canonicalJson } from './canonical-json.js';
+
+/** A leg with its amount already in the ledger's minor units. @internal */
+export interface ResolvedLeg {
+  from: string;
+  to: string;
+  currency: string;
+  amount: bigint;
+}
+
+/**
+ * What one ledger call writes. Every call that moves money goes through writeTransfer, so
+ * locking, the funds check, idempotency and the balance cache have exactly one implementation.
+ * @internal
+ */
+export interface PostingRequest {
+  transfer: NewTransfer;
+  legs: readonly ResolvedLeg[];
+  /** Holds reserve (pending); everything else moves posted money. */
+  phase: 'posted' | 'pending';
+  /** A hold's reservation that this transfer releases (post or void). */
+  release?: ResolvedLeg;
+  /** Runs after the accounts are locked and before anything is written; may throw. */
+  precheck?: (db: Session) => Promise<void>;
+}
+
+/** Resolves every amount to the ledger's minor units, rejecting unknown currencies. @internal */
+export async function resolveLegs(
+  db: Session,
+  legs: readonly { from: string; to: string; amount: MinorUnits }[],
+  amountPath: (index: number) => string,
+): Promise<ResolvedLeg[]> {
+  const currencies = new Map<string, CurrencyRow>();
+  const resolved: ResolvedLeg[] = [];
+  for (const [index, leg] of legs.entries()) {
+    const code = leg.amount.currency;
+    let currency = currencies.get(code);
+    if (currency === undefined) {
+      currency = await selectCurrency(db, code);
+      if (currency === undefined) {
+        throw new LedgerboxError('unknown_currency', `Unknown currency ${describeValue(code)} at \`${amountPath(index)}\`: define it with defineCurrency first`, {
+          details: { currency: code },
+        });
+      }
+      currencies.set(code, currency);
+    }
+    const amount = toLedgerMinorUnits(leg.amount, currency);
+    if (typeof amount === 'string') {
+      throw new LedgerboxError('currency_exponent_mismatch', `Invalid \`${amountPath(index)}\`: ${amount}`, {
+        details: { currency: code },
+      });
+    }
+    resolved.push({ from: leg.from, to: leg.to, currency: code, amount });
+  }
+  return resolved;
+}
+
+/**
+ * Locks every account the legs name, once, in the one global order (ascending id), and
+ * refuses a key with no account. @internal
+ */
+export async function lockLegAccounts(db: Session, legs: readonly ResolvedLeg[]): Promise<Map<string, AccountRow>> {
+  const keys = [...new Set(legs.flatMap((leg) => [leg.from, leg.to]))];
+  const byKey = new Map((await lockAccountsByKey(db, keys)).map((account) => [account.key, account]));
+  const missing = keys.filter((key) => !byKey.has(key));
+  if (missing.length > 0) {
+    throw new LedgerboxError('account_not_found', `No account with key ${missing.map((key) => describeValue(key)).join(', ')}`, {
+      details: { accounts: missing },
+    });
+  }
+  return byKey;
+}
+
+export async function writeTransfer(db: Session, request: PostingRequest): Promise<Transfer> {
+  const byKey = await lockLegAccounts(db, [...request.legs, ...(request.release ? [request.release] : [])]);
+  const accounts = [...byKey.values()];
+
+  // Checked under the locks, so a concurrent call with the same key that committed while we
+  // waited is seen here (one round trip: replays are rare, first calls are not).
+  const earlier = await selectTransferByKey(db, request.transfer.key);
+  if (earlier !== undefined) return replay(db, earlier, request);
+
+  await request.precheck?.(db);
+
+  const entries = entriesOf(request.legs, byKey);
+  const changes = balanceChanges(request, byKey);
+  assertFunds(changes, byKey);
+
+  const row = await insertTransfer(db, request.transfer);
+  if (row === undefined) {
+    const winner = await selectTransferByKey(db, request.transfer.key);
+    if (winner === undefined) throw new LedgerboxError('transaction_conflict', 'Idempotency key vanished during insert', { retryable: true });
+    return replay(db, winner, request);
+  }
+  // The cached balances follow in the same statements, by trigger (migrations/0001_ledger.sql):
+  // what assertFunds predicted above is what the database now enforces.
+  if (entries.length > 0) await insertEntries(db, row.id, entries);
+  return toTransfer(row, request.legs, accounts, false);
+}
+
+function entriesOf(legs: readonly ResolvedLeg[], byKey: Map<string, AccountRow>): NewEntry[] {
+  return legs.flatMap((leg, index) => {
+    const from = byKey.get(leg.from)!;
+    const to = byKey.get(leg.to)!;
+    for (const account of [from, to]) {
+      if (account.currency !== leg.currency) {
+        throw new LedgerboxError(
+          'currency_mismatch',
+          `Leg ${index} moves ${leg.currency}, but account ${describeValue(account.key)} holds ${account.currency}`,
+          { details: { leg: index, account: account.key, accountCurrency: account.currency, legCurrency: leg.currency } },
+        );
+      }
+    }
+    return [
+      { leg: index, accountId: from.id, currency: leg.currency, amount: -leg.amount },
+      { leg: index, accountId: to.id, currency: leg.currency, amount: leg.amount },
+    ];
+  });
+}
+
+function balanceChanges(request: PostingRequest, byKey: Map<string, AccountRow>): BalanceChange[] {
+  const changes = new Map<string, BalanceChange>();
+  const change = (key: string) => {
+    const account = byKey.get(key)!;
+    let found = changes.get(key);
+    if (found === undefined) {
+      found = { accountId: account.id, posted: 0n, pendingIncoming: 0n, pendingOutgoing: 0n };
+      changes.set(key, found);
+    }
+    return found;
+  };
+  for (const leg of request.legs) {
+    if (request.phase === 'posted') {
+      change(leg.from).posted -= leg.amount;
+      change(leg.to).posted += leg.amount;
+    } else {
+      change(leg.from).pendingOutgoing += leg.amount;
+      change(leg.to).pendingIncoming += leg.amount;
+    }
+  }
+  if (request.release) {
+    change(request.release.from).pendingOutgoing -= request.release.amount;
+    change(request.release.to).pendingIncoming -= request.release.amount;
+  }
+  return [...changes.values()].filter((c) => c.posted !== 0n || c.pendingIncoming !== 0n || c.pendingOutgoing !== 0n);
+}
+
+/** The same rule as the account_available_not_negative constraint, checked first for a clear error. */
+function assertFunds(changes: readonly BalanceChange[], byKey: Map<string, AccountRow>): void {
+  const byId = new Map([...byKey.values()].map((account) => [account.id, account]));
+  for (const change of changes) {
+    const account = byId.get(change.accountId)!;
+    const posted = account.posted_balance + change.posted;
+    const pending = [account.pending_incoming + change.pendingIncoming, account.pending_outgoing + change.pendingOutgoing];
+    if ([posted, ...pending].some((value) => value > int8_max || value < -int8_max)) {
+      throw new LedgerboxError('amount_out_of_range', `Account ${describeValue(account.key)} would hold more than a PostgreSQL bigint can (${int8_max} minor units)`, {
+        details: { account: account.key, currency: account.currency },
+      });
+    }
+    if (account.allow_negative) continue;
+    const availableBefore = account.posted_balance - account.pending_outgoing;
+    const availableAfter = availableBefore + change.posted - change.pendingOutgoing;
+    if (availableAfter < 0n && availableAfter < availableBefore) {
+      throw new LedgerboxError(
+        'insufficient_funds',
+        `Account ${describeValue(account.key)} has ${availableBefore} ${account.currency} (minor units) available, needs ${availableBefore - availableAfter}`,
+        {
+          details: {
+            account: account.key,
+            currency: account.currency,
+            available: availableBefore.toString(),
+            requested: (availableBefore - availableAfter).toString(),
+          },
+        },
+      );
+    }
+  }
+}
+
+async function replay(db: Session, existing: TransferRow, request: PostingRequest): Promise<Transfer> {
+  const { transfer, legs } = await loadTransferAndLegs(db, existing, true);
+  const requested = fingerprint({
+    kind: request.transfer.kind,
+    legs: request.legs,
+    metadata: request.transfer.metadata,
+    holdId: request.transfer.holdId ?? null,
+    reversesId: request.transfer.reversesId ?? null,
+    expiresAt: request.transfer.expiresAt ?? null,
+    effectiveAt: request.transfer.effectiveAt,
+  });
+  const found = fingerprint({
+    kind: transfer.kind,
+    legs,
+    metadata: transfer.metadata,
+    holdId: transfer.holdId,
+    reversesId: transfer.reversesId,
+    expiresAt: transfer.expiresAt,
+    effectiveAt: transfer.effectiveAt,
+  });
+  for (const [field, value] of Object.entries(requested)) {
+    if (value !== undefined && value !== found[field]) {
+      throw new IdempotencyConflictError(request.transfer.key, field, found[field], value);
+    }
+  }
+  return transfer;
+}
+
+function fingerprint(request: {
+  kind: TransferKind;
+  legs: readonly ResolvedLeg[];
+  metadata: Record<string, unknown>;
+  holdId: string | null;
+  reversesId: string | null;
+  expiresAt: Date | null;
+  effectiveAt: Date | undefined;
+}): Record<string, string | undefined> {
+  return {
+    kind: request.kind,
+    legs: request.legs.map((leg) => `${leg.from} -> ${leg.to}: ${leg.amount} ${leg.currency}`).join('; '),
+    metadata: canonicalJson(request.metadata),
+    holdId: String(request.holdId),
+    reversesId: String(request.reversesId),
+    expiresAt: request.expiresAt?.toISOString() ?? 'null',
+    // An effective date the caller left out defaulted to the insert time: nothing to compare.
+    effectiveAt: request.effectiveAt?.toISOString(),
+  };
+}
+
+/** Reads a transfer and its legs back from the database. @internal */
+export async function loadTransfer(db: Session, row: TransferRow, replayed: boolean): Promise<Transfer> {
+  return (await loadTransferAndLegs(db, row, replayed)).transfer;
+}
+
+async function loadTransferAndLegs(
+  db: Session,
+  row: TransferRow,
+  replayed: boolean,
+): Promise<{ transfer: Transfer; legs: ResolvedLeg[] }> {
+  const entries = await selectEntriesOfTransfer(db, row.id);
+  const legs: ResolvedLeg[] = [];
+  const currencies = new Map<string, CurrencyRow>();
+  for (const entry of entries) {
+    currencies.set(entry.currency, { code: entry.currency, base: entry.base, exponent: entry.exponent });
+    const leg = (legs[entry.leg] ??= { from: '', to: '', currency: entry.currency, amount: 0n });
+    if (entry.amount < 0n) leg.from = entry.account_key;
+    else {
+      leg.to = entry.account_key;
+      leg.amount = entry.amount;
+    }
+  }
+  return { transfer: toTransferWithCurrencies(row, legs, currencies, replayed), legs };
+}
+
+/** @internal */
+export function toTransfer(row: TransferRow, legs: readonly ResolvedLeg[], accounts: readonly AccountRow[], replayed: boolean): Transfer {
+  const currencies = new Map(accounts.map((a) => [a.currency, { code: a.currency, base: a.base, exponent: a.exponent }]));
+  return toTransferWithCurrencies(row, legs, currencies, replayed);
+}
+
+function toTransferWithCurrencies(
+  row: TransferRow,
+  legs: readonly ResolvedLeg[],
+  currencies: Map<string, CurrencyRow>,
+  replayed: boolean,
+): Transfer {
+  return {
+    id: row.id,
+    key: row.key,
+    kind: row.kind as TransferKind,
+    legs: legs.map((leg) => ({ from: leg.from, to: leg.to, amount: toDinero(leg.amount, currencies.get(leg.currency)!) })),
+    metadata: row.metadata,
+    effectiveAt: row.effective_at,
+    createdAt: row.created_at,
+    holdId: row.hold_id,
+    reversesId: row.reverses_id,
+    expiresAt: row.expires_at,
+    voidReason: row.void_reason as Transfer['voidReason'],
+    replayed,
+  };
+}

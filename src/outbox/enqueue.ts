@@ -1,0 +1,116 @@
+import { array, assign, enums, object, optional, size, string } from 'superstruct';
+import { Timestamp, validate } from '../contracts.js';
+import { inTransaction, type DatabaseHandle } from '../db/handle.js';
+import { InvalidInputError, LedgerboxError, describeValue } from '../errors.js';
+import { limits } from '../limits.js';
+import { addJobs, type JobSpec } from './outbox-queries.js';
+import { JobDefaults, checkPayload, isTaskDefinition, type TaskDefinition } from './tasks.js';
+
+export interface EnqueueOptions {
+  /** Deduplicates: a pending job with the same key is replaced (see graphile-worker's job keys). */
+  jobKey?: string;
+  /** 'replace' (default) or 'preserve_run_at' when a job with the same key is pending. */
+  jobKeyMode?: 'replace' | 'preserve_run_at';
+  /** Not before this time. Default: now. */
+  runAt?: Date | string;
+  /** Lower runs first. Default: 0. */
+  priority?: number;
+  /** Jobs in the same named queue run one at a time, in order. Default: none (parallel). */
+  queue?: string;
+  /** Default: the task's, else graphile-worker's 25. */
+  maxAttempts?: number;
+}
+
+const Options = assign(
+  JobDefaults,
+  object({
+    jobKey: optional(size(string(), 1, limits.key_length_max)),
+    jobKeyMode: optional(enums(['replace', 'preserve_run_at'])),
+    runAt: optional(Timestamp),
+  }),
+);
+
+export interface EnqueuedJob {
+  /** graphile-worker's job id (a bigint, as a string). */
+  jobId: string;
+}
+
+/**
+ * Adds a job through graphile_worker.add_job on the caller's handle. Inside the caller's
+ * transaction the job commits, or rolls back, with everything else the caller wrote: the
+ * ledger rows and the work that follows them can never disagree.
+ */
+export async function enqueue<Payload>(
+  db: DatabaseHandle,
+  task: TaskDefinition<Payload>,
+  payload: Payload,
+  options: EnqueueOptions = {},
+): Promise<EnqueuedJob> {
+  const [job] = await addChecked(db, [{ task, payload, options }], () => '');
+  return job!;
+}
+
+
+/**
+ * Adds many jobs in one statement (graphile_worker.add_jobs), all or none: for fan-out, one
+ * small job per entity. Every payload is checked against its task's contract first.
+ */
+export async function enqueueMany(
+  db: DatabaseHandle,
+  jobs: readonly { task: TaskDefinition<any>; payload: unknown; options?: EnqueueOptions }[],
+): Promise<EnqueuedJob[]> {
+  validate(size(array(), 1, limits.enqueue_batch_max), jobs, 'jobs');
+  return addChecked(db, jobs, (index) => `jobs.${index}.`);
+}
+
+/** Checks every job, then adds them all in one statement. `prefix` names a job in messages. */
+async function addChecked(
+  db: DatabaseHandle,
+  jobs: readonly { task: TaskDefinition<any>; payload: unknown; options?: EnqueueOptions }[],
+  prefix: (index: number) => string,
+): Promise<EnqueuedJob[]> {
+  const specs = jobs.map((job, index): JobSpec => {
+    const options = validate(Options, job.options ?? {}, `${prefix(index)}options`);
+    if (!isTaskDefinition(job.task)) {
+      throw new LedgerboxError('unknown_task', `Expected \`${prefix(index)}task\` to be a task made by defineTask, got ${describeValue(job.task)}`, {
+        details: { path: `${prefix(index)}task` },
+      });
+    }
+    const payload = checkPayload(job.task, job.payload, `${prefix(index)}payload`);
+    return toJobSpec(job.task, payload, options);
+  });
+  // graphile-worker cannot replace the same job key twice in one statement
+  const seen = new Set<string>();
+  const repeatAt = specs.findIndex((spec) => spec.jobKey !== null && (seen.has(spec.jobKey) || (seen.add(spec.jobKey), false)));
+  if (repeatAt !== -1) {
+    const path = ['jobs', repeatAt, 'options', 'jobKey'];
+    throw new InvalidInputError(`Invalid \`${path.join('.')}\`: job key ${describeValue(specs[repeatAt]!.jobKey)} appears more than once in one batch`, path, specs[repeatAt]!.jobKey);
+  }
+  const jobKeyModes = new Set(jobs.map((job) => job.options?.jobKeyMode ?? 'replace'));
+  if (jobKeyModes.size > 1) {
+    throw new InvalidInputError(`Invalid \`jobs.options.jobKeyMode\`: one batch takes one mode, got ${[...jobKeyModes].join(' and ')}`, ['jobs', 'options', 'jobKeyMode'], [...jobKeyModes]);
+  }
+  const ids = await inTransaction(db, (db) => addJobs(db, specs, [...jobKeyModes][0] as 'replace' | 'preserve_run_at'));
+  return ids.map((jobId) => ({ jobId }));
+}
+
+/**
+ * The row add_jobs takes for a job whose options and payload are already checked: per-call
+ * options over the task's defaults. Shared by enqueue, enqueueMany and fanOut.
+ * @internal
+ */
+export function toJobSpec(
+  task: TaskDefinition<unknown>,
+  payload: unknown,
+  options: { queue?: string; runAt?: Date; maxAttempts?: number; jobKey?: string; priority?: number },
+): JobSpec {
+  return {
+    task: task.name,
+    payload,
+    queue: options.queue ?? task.defaults.queue ?? null,
+    runAt: options.runAt ?? null,
+    maxAttempts: options.maxAttempts ?? task.defaults.maxAttempts ?? null,
+    jobKey: options.jobKey ?? null,
+    priority: options.priority ?? task.defaults.priority ?? null,
+  };
+}

@@ -1,0 +1,201 @@
+import type { Session } from '../db/handle.js';
+import {
+  selectFailedWorkflows,
+  selectLimbo,
+  selectPermanentlyFailedJobs,
+  selectStatementComparisons,
+  selectStuck,
+  selectUnbalancedTransfers,
+  type ExpectedBalanceRow,
+} from './reconcile-queries.js';
+import type { Finding } from './types.js';
+
+/**
+ * Every check, as set-based SQL on the run's snapshot, turned into findings. Critical means money
+ * is wrong or unaccounted for; warning means a human is needed but the books are right.
+ */
+export async function checkFindings(
+  db: Session,
+  input: {
+    balances: readonly ExpectedBalanceRow[];
+    previousSnapshot: string | null;
+    asOf: Date;
+    limboSla_ms: number;
+    stuckAfter_ms: number;
+    statementTolerance: number;
+    compensatedSince: Date;
+  },
+): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  const totals = new Map<string, bigint>();
+
+  for (const balance of input.balances) {
+    totals.set(balance.currency, (totals.get(balance.currency) ?? 0n) + balance.expected_posted);
+    if (balance.actual_posted !== balance.expected_posted) {
+      findings.push({
+        severity: 'critical',
+        kind: 'balance_drift',
+        subject: `balance_drift:${balance.key}`,
+        account: balance.key,
+        currency: balance.currency,
+        expected: balance.expected_posted,
+        actual: balance.actual_posted,
+        difference: balance.actual_posted - balance.expected_posted,
+        detail: `${balance.key}: the cached posted balance is ${balance.actual_posted}, its entries sum to ${balance.expected_posted} (${balance.currency} minor units)`,
+      });
+    }
+    for (const [side, actual, expected] of [
+      ['incoming', balance.actual_pending_incoming, balance.expected_pending_incoming],
+      ['outgoing', balance.actual_pending_outgoing, balance.expected_pending_outgoing],
+    ] as const) {
+      if (actual !== expected) {
+        findings.push({
+          severity: 'critical',
+          kind: 'pending_drift',
+          subject: `pending_drift:${side}:${balance.key}`,
+          account: balance.key,
+          currency: balance.currency,
+          expected,
+          actual,
+          difference: actual - expected,
+          detail: `${balance.key}: cached pending ${side} is ${actual}, its open holds reserve ${expected} (${balance.currency} minor units)`,
+        });
+      }
+    }
+    if (!balance.allow_negative && balance.expected_posted - balance.expected_pending_outgoing < 0n) {
+      const available = balance.expected_posted - balance.expected_pending_outgoing;
+      findings.push({
+        severity: 'critical',
+        kind: 'forbidden_overdraft',
+        subject: `forbidden_overdraft:${balance.key}`,
+        account: balance.key,
+        currency: balance.currency,
+        expected: 0n,
+        actual: available,
+        difference: available,
+        detail: `${balance.key} must not go below zero and has ${available} ${balance.currency} (minor units) available`,
+      });
+    }
+    if (balance.clearing && balance.expected_posted !== 0n) {
+      const age_hours = Math.floor((input.asOf.getTime() - balance.updated_at.getTime()) / 3_600_000);
+      findings.push({
+        severity: 'warning',
+        kind: 'clearing_not_zero',
+        subject: `clearing_not_zero:${balance.key}`,
+        account: balance.key,
+        currency: balance.currency,
+        expected: 0n,
+        actual: balance.expected_posted,
+        difference: balance.expected_posted,
+        detail: `clearing account ${balance.key} holds ${balance.expected_posted} ${balance.currency} (minor units), last moved ${age_hours} h ago`,
+      });
+    }
+  }
+
+  for (const [currency, total] of totals) {
+    if (total !== 0n) {
+      findings.push({
+        severity: 'critical',
+        kind: 'currency_not_zero',
+        subject: `currency_not_zero:${currency}`,
+        account: null,
+        currency,
+        expected: 0n,
+        actual: total,
+        difference: total,
+        detail: `all ${currency} accounts together hold ${total} (minor units) instead of zero: money was created or destroyed`,
+      });
+    }
+  }
+
+  for (const transfer of await selectUnbalancedTransfers(db, input.previousSnapshot)) {
+    findings.push({
+      severity: 'critical',
+      kind: 'unbalanced_transfer',
+      subject: `unbalanced_transfer:${transfer.transfer_id}:${transfer.currency}`,
+      account: null,
+      currency: transfer.currency,
+      expected: 0n,
+      actual: transfer.total,
+      difference: transfer.total,
+      detail: `transfer ${transfer.key} (${transfer.transfer_id}) does not balance in ${transfer.currency}: its entries sum to ${transfer.total}`,
+    });
+  }
+
+  for (const workflow of await selectFailedWorkflows(db, input.compensatedSince)) {
+    const compensated = workflow.status === 'compensated';
+    findings.push({
+      severity: compensated ? 'warning' : 'critical',
+      kind: compensated ? 'failed_and_compensated' : 'failed_not_compensated',
+      subject: `${compensated ? 'failed_and_compensated' : 'failed_not_compensated'}:${workflow.workflow_id}`,
+      account: workflow.source_account,
+      currency: workflow.currency,
+      expected: null,
+      actual: workflow.amount,
+      difference: compensated ? null : workflow.amount,
+      detail: `${workflow.kind} ${workflow.key} is ${workflow.status}: ${workflow.failure_reason ?? 'no reason recorded'}`,
+    });
+  }
+
+  for (const hold of await selectLimbo(db, input.limboSla_ms)) {
+    findings.push({
+      severity: 'warning',
+      kind: 'money_in_limbo',
+      subject: `money_in_limbo:${hold.hold_id}`,
+      account: hold.from_account,
+      currency: hold.currency,
+      expected: 0n,
+      actual: hold.amount,
+      difference: hold.amount,
+      detail: `hold ${hold.key} reserves ${hold.amount} ${hold.currency} (minor units) of ${hold.from_account}, ${hold.why}`,
+    });
+  }
+
+  for (const workflow of await selectStuck(db, input.stuckAfter_ms)) {
+    findings.push({
+      severity: 'warning',
+      kind: 'stuck_workflow',
+      subject: `stuck_workflow:${workflow.workflow_id}`,
+      account: null,
+      currency: null,
+      expected: null,
+      actual: null,
+      difference: null,
+      detail: `${workflow.kind} ${workflow.key} has not moved from ${workflow.current_step} for ${workflow.stuck_for}`,
+    });
+  }
+
+  for (const job of await selectPermanentlyFailedJobs(db)) {
+    findings.push({
+      severity: 'warning',
+      kind: 'failed_job',
+      subject: `failed_job:${job.job_id}`,
+      account: null,
+      currency: null,
+      expected: null,
+      actual: null,
+      difference: null,
+      detail: `job ${job.job_id} (${job.task}) failed for good after ${job.attempts} attempts: ${(job.last_error ?? '').split('\n')[0]}`,
+    });
+  }
+
+  for (const statement of await selectStatementComparisons(db, input.asOf)) {
+    const ledger = statement.ledger_balance ?? 0n;
+    const difference = ledger - statement.statement_balance;
+    if (difference === 0n) continue;
+    const beyond = (difference < 0n ? -difference : difference) > BigInt(input.statementTolerance);
+    findings.push({
+      severity: beyond ? 'critical' : 'warning',
+      kind: beyond ? 'statement_difference' : 'statement_difference_within_tolerance',
+      subject: `statement:${statement.account}`,
+      account: statement.account,
+      currency: statement.currency,
+      expected: statement.statement_balance,
+      actual: ledger,
+      difference,
+      detail: `${statement.source} says ${statement.account} held ${statement.statement_balance} ${statement.currency} (minor units) at ${statement.as_of.toISOString()}; the ledger says ${ledger}${statement.ledger_balance === null ? ' (no such account)' : ''}`,
+    });
+  }
+
+  return findings;
+}

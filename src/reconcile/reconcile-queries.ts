@@ -1,0 +1,265 @@
+import { sql, type SQLQuery } from '@databases/pg';
+import { bigint, boolean, coerce, nullable, number, object, pattern, string, type Infer } from 'superstruct';
+import type { Session } from '../db/handle.js';
+import { Int8Text, TimestampText, readRow } from '../db/rows.js';
+
+/**
+ * Reconciliation's reads, all inside one REPEATABLE READ READ ONLY transaction (one snapshot),
+ * and its writes, in a short transaction afterwards. One statement per function, `db` first.
+ */
+
+const iso = (column: string) => sql.__dangerous__rawValue(`to_json(${column}) #>> '{}'`);
+
+export const PreviousRunRow = object({ id: string(), snapshot: nullable(string()), started_at: TimestampText });
+
+export async function selectPreviousRun(db: Session): Promise<Infer<typeof PreviousRunRow> | undefined> {
+  const [row] = await db.query(sql`
+    select r.id::text as id, r.snapshot::text as snapshot, ${iso('r.started_at')} as started_at
+    from ledgerbox.reconciliation_runs r where r.status <> 'running' and r.status <> 'failed'
+    order by r.id desc limit 1`);
+  return row === undefined ? undefined : readRow(PreviousRunRow, row, 'reconciliation run');
+}
+
+export async function selectCurrentSnapshot(db: Session): Promise<string> {
+  const [row] = await db.query(sql`select pg_current_snapshot()::text as snapshot`);
+  return readRow(object({ snapshot: string() }), row, 'snapshot').snapshot;
+}
+
+export const ExpectedBalanceRow = object({
+  account_id: Int8Text,
+  key: string(),
+  currency: string(),
+  allow_negative: boolean(),
+  clearing: boolean(),
+  updated_at: TimestampText,
+  actual_posted: Int8Text,
+  actual_pending_incoming: Int8Text,
+  actual_pending_outgoing: Int8Text,
+  expected_posted: Int8Text,
+  expected_pending_incoming: Int8Text,
+  expected_pending_outgoing: Int8Text,
+  entries: number(),
+});
+export type ExpectedBalanceRow = Infer<typeof ExpectedBalanceRow>;
+
+/**
+ * Every account's expected balances (from entries) beside its cached ones. Incremental: the
+ * last run's verified sums plus the entries of transfers its snapshot did not see; full: the
+ * sums of all entries.
+ */
+export async function selectExpectedBalances(db: Session, previousSnapshot: string | null): Promise<ExpectedBalanceRow[]> {
+  const unseen: SQLQuery =
+    previousSnapshot === null
+      ? sql`true`
+      : sql`t.created_xact >= pg_snapshot_xmin(${previousSnapshot}::pg_snapshot)
+            and not pg_visible_in_snapshot(t.created_xact, ${previousSnapshot}::pg_snapshot)`;
+  const base: SQLQuery =
+    previousSnapshot === null
+      ? sql`select a.id as account_id, 0::numeric as posted, 0::numeric as pending_incoming, 0::numeric as pending_outgoing from ledgerbox.accounts a`
+      : sql`select a.id as account_id, coalesce(c.posted, 0)::numeric as posted, coalesce(c.pending_incoming, 0)::numeric as pending_incoming,
+              coalesce(c.pending_outgoing, 0)::numeric as pending_outgoing
+            from ledgerbox.accounts a left join ledgerbox.balance_checkpoints c on c.account_id = a.id`;
+  const rows = await db.query(sql`
+    with new_transfers as (
+      select t.id, t.kind, t.hold_id from ledgerbox.transfers t where ${unseen}
+    ),
+    added as (
+      select e.account_id,
+        coalesce(sum(e.amount) filter (where e.phase = 'posted'), 0) as posted,
+        coalesce(sum(e.amount) filter (where e.phase = 'pending' and e.amount > 0), 0) as pending_incoming,
+        coalesce(-sum(e.amount) filter (where e.phase = 'pending' and e.amount < 0), 0) as pending_outgoing,
+        count(*)::int as entries
+      from new_transfers t join ledgerbox.entries e on e.transfer_id = t.id
+      group by e.account_id
+    ),
+    released as (
+      select e.account_id,
+        coalesce(sum(e.amount) filter (where e.amount > 0), 0) as pending_incoming,
+        coalesce(-sum(e.amount) filter (where e.amount < 0), 0) as pending_outgoing
+      from new_transfers r join ledgerbox.entries e on e.transfer_id = r.hold_id
+      where r.kind in ('post_hold', 'void_hold')
+      group by e.account_id
+    ),
+    base as (${base})
+    select a.id::text as account_id, a.key, a.currency, a.allow_negative, a.clearing, ${iso('a.updated_at')} as updated_at,
+      a.posted_balance::text as actual_posted, a.pending_incoming::text as actual_pending_incoming,
+      a.pending_outgoing::text as actual_pending_outgoing,
+      (b.posted + coalesce(ad.posted, 0))::text as expected_posted,
+      (b.pending_incoming + coalesce(ad.pending_incoming, 0) - coalesce(rel.pending_incoming, 0))::text as expected_pending_incoming,
+      (b.pending_outgoing + coalesce(ad.pending_outgoing, 0) - coalesce(rel.pending_outgoing, 0))::text as expected_pending_outgoing,
+      coalesce(ad.entries, 0) as entries
+    from ledgerbox.accounts a
+    join base b on b.account_id = a.id
+    left join added ad on ad.account_id = a.id
+    left join released rel on rel.account_id = a.id
+    order by a.id`);
+  return rows.map((row) => readRow(ExpectedBalanceRow, row, 'expected balance'));
+}
+
+export const UnbalancedRow = object({ transfer_id: string(), key: string(), currency: string(), total: Int8Text });
+
+export async function selectUnbalancedTransfers(db: Session, previousSnapshot: string | null): Promise<Infer<typeof UnbalancedRow>[]> {
+  const rows = await db.query(sql`
+    select t.id::text as transfer_id, t.key, e.currency, sum(e.amount)::text as total
+    from ledgerbox.transfers t join ledgerbox.entries e on e.transfer_id = t.id
+    where ${
+      previousSnapshot === null
+        ? sql`true`
+        : sql`t.created_xact >= pg_snapshot_xmin(${previousSnapshot}::pg_snapshot) and not pg_visible_in_snapshot(t.created_xact, ${previousSnapshot}::pg_snapshot)`
+    }
+    group by t.id, t.key, e.currency
+    having sum(e.amount) <> 0`);
+  return rows.map((row) => readRow(UnbalancedRow, row, 'unbalanced transfer'));
+}
+
+export const MovementRow = object({ currency: string(), moved: Int8Text, transfers: number() });
+
+export async function selectMovement(db: Session, previousSnapshot: string | null, since: Date | null): Promise<Infer<typeof MovementRow>[]> {
+  const rows = await db.query(sql`
+    select e.currency, coalesce(sum(e.amount) filter (where e.amount > 0), 0)::text as moved, count(distinct t.id)::int as transfers
+    from ledgerbox.transfers t join ledgerbox.entries e on e.transfer_id = t.id
+    where e.phase = 'posted' and ${
+      previousSnapshot === null
+        ? since === null
+          ? sql`true`
+          : sql`t.created_at >= ${since.toISOString()}::timestamptz`
+        : sql`t.created_xact >= pg_snapshot_xmin(${previousSnapshot}::pg_snapshot) and not pg_visible_in_snapshot(t.created_xact, ${previousSnapshot}::pg_snapshot)`
+    }
+    group by e.currency order by e.currency`);
+  return rows.map((row) => readRow(MovementRow, row, 'movement'));
+}
+
+export const WorkflowFindingRow = object({
+  workflow_id: string(),
+  kind: string(),
+  key: string(),
+  status: string(),
+  failure_reason: nullable(string()),
+  source_account: nullable(string()),
+  amount: nullable(Int8Text),
+  currency: nullable(string()),
+});
+
+export async function selectFailedWorkflows(db: Session, compensatedSince: Date): Promise<Infer<typeof WorkflowFindingRow>[]> {
+  const rows = await db.query(sql`
+    select w.id::text as workflow_id, w.kind, w.key, w.status, w.failure_reason, m.source_account,
+      m.source_amount::text as amount, m.source_currency as currency
+    from ledgerbox.workflows w join ledgerbox.workflow_money m on m.workflow_id = w.id
+    where w.status in ('failed', 'compensation_failed')
+       or (w.status = 'compensated' and w.updated_at >= ${compensatedSince.toISOString()}::timestamptz)
+    order by w.updated_at`);
+  return rows.map((row) => readRow(WorkflowFindingRow, row, 'workflow'));
+}
+
+export const WorkflowCountsRow = object({ completed: number(), failed: number(), compensated: number() });
+
+export async function selectWorkflowCounts(db: Session, since: Date | null): Promise<Infer<typeof WorkflowCountsRow>> {
+  const [row] = await db.query(sql`
+    select count(*) filter (where status = 'completed')::int as completed,
+      count(*) filter (where status in ('failed', 'compensation_failed'))::int as failed,
+      count(*) filter (where status = 'compensated')::int as compensated
+    from ledgerbox.workflows
+    where ${since === null ? sql`true` : sql`updated_at >= ${since.toISOString()}::timestamptz`}`);
+  return readRow(WorkflowCountsRow, row, 'workflow counts');
+}
+
+export const LimboFindingRow = object({ hold_id: string(), key: string(), from_account: string(), amount: Int8Text, currency: string(), why: string() });
+
+export async function selectLimbo(db: Session, sla_ms: number): Promise<Infer<typeof LimboFindingRow>[]> {
+  const rows = await db.query(sql`
+    select hold_id::text as hold_id, key, from_account, amount::text as amount, currency, why
+    from ledgerbox.money_in_limbo(make_interval(secs => ${sla_ms / 1000}))`);
+  return rows.map((row) => readRow(LimboFindingRow, row, 'hold in limbo'));
+}
+
+export const StuckFindingRow = object({ workflow_id: string(), kind: string(), key: string(), current_step: string(), stuck_for: string() });
+
+export async function selectStuck(db: Session, olderThan_ms: number): Promise<Infer<typeof StuckFindingRow>[]> {
+  const rows = await db.query(sql`
+    select workflow_id::text as workflow_id, kind, key, current_step, stuck_for::text as stuck_for
+    from ledgerbox.stuck_workflows(make_interval(secs => ${olderThan_ms / 1000})) where status = 'running'`);
+  return rows.map((row) => readRow(StuckFindingRow, row, 'stuck workflow'));
+}
+
+export const FailedJobFindingRow = object({ job_id: string(), task: string(), attempts: number(), last_error: nullable(string()) });
+
+export async function selectPermanentlyFailedJobs(db: Session): Promise<Infer<typeof FailedJobFindingRow>[]> {
+  const rows = await db.query(sql`
+    select job_id::text as job_id, task, attempts, last_error from ledgerbox.failed_jobs
+    where state = 'failed' and task <> 'ledgerbox:step' order by failed_at`);
+  return rows.map((row) => readRow(FailedJobFindingRow, row, 'failed job'));
+}
+
+export const StatementRow = object({
+  account: string(),
+  currency: string(),
+  as_of: TimestampText,
+  statement_balance: Int8Text,
+  ledger_balance: nullable(Int8Text),
+  source: string(),
+});
+
+/** The latest statement balance of each account, beside the ledger's posted balance at that moment. */
+export async function selectStatementComparisons(db: Session, asOf: Date): Promise<Infer<typeof StatementRow>[]> {
+  const rows = await db.query(sql`
+    with latest as (
+      select distinct on (b.account) b.account, b.currency, b.as_of, b.balance, s.source
+      from ledgerbox.statement_balances b join ledgerbox.statements s on s.id = b.statement_id
+      where b.as_of <= ${asOf.toISOString()}::timestamptz
+      order by b.account, b.as_of desc, b.statement_id desc, b.line desc
+    )
+    select l.account, l.currency, ${iso('l.as_of')} as as_of, l.balance::text as statement_balance, l.source,
+      (select coalesce(sum(e.amount), 0) from ledgerbox.entries e
+        where e.account_id = a.id and e.phase = 'posted' and e.effective_at <= l.as_of)::text as ledger_balance
+    from latest l left join ledgerbox.accounts a on a.key = l.account`);
+  return rows.map((row) => readRow(StatementRow, row, 'statement comparison'));
+}
+
+export const TrendRow = object({ id: string(), as_of: TimestampText, status: string(), critical: number(), warning: number() });
+
+export async function selectTrend(db: Session, beforeRunId: string, limit: number): Promise<Infer<typeof TrendRow>[]> {
+  const rows = await db.query(sql`
+    select r.id::text as id, ${iso('r.as_of')} as as_of, r.status,
+      (select count(*)::int from ledgerbox.reconciliation_findings f where f.run_id = r.id and f.severity = 'critical') as critical,
+      (select count(*)::int from ledgerbox.reconciliation_findings f where f.run_id = r.id and f.severity = 'warning') as warning
+    from ledgerbox.reconciliation_runs r
+    where r.id < ${beforeRunId}::bigint and r.status in ('clean', 'warnings', 'critical')
+    order by r.id desc limit ${limit}`);
+  return rows.map((row) => readRow(TrendRow, row, 'trend'));
+}
+
+/** A whole number of minor units that may exceed a bigint (a difference of two of them). */
+const WholeNumberText = coerce(bigint(), pattern(string(), /^-?\d{1,40}$/), (value) => BigInt(value));
+
+export const FindingRow = object({
+  severity: string(),
+  kind: string(),
+  subject: string(),
+  account: nullable(string()),
+  currency: nullable(string()),
+  expected: nullable(WholeNumberText),
+  actual: nullable(WholeNumberText),
+  difference: nullable(WholeNumberText),
+  detail: string(),
+});
+
+export async function selectFindings(db: Session, runId: string): Promise<Infer<typeof FindingRow>[]> {
+  const rows = await db.query(sql`
+    select severity, kind, subject, account, currency, expected::text as expected, actual::text as actual,
+      difference::text as difference, detail
+    from ledgerbox.reconciliation_findings where run_id = ${runId}::bigint order by id`);
+  return rows.map((row) => readRow(FindingRow, row, 'finding'));
+}
+
+const StoredReportRow = object({ subject: nullable(string()), text: nullable(string()), html: nullable(string()) });
+
+export async function selectStoredReport(db: Session, runId: string): Promise<{ subject: string; text: string; html: string } | undefined> {
+  const [row] = await db.query(sql`
+    select report_subject as subject, report_text as text, report_html as html
+    from ledgerbox.reconciliation_runs where id = ${runId}::bigint`);
+  if (row === undefined) return undefined;
+  const stored = readRow(StoredReportRow, row, 'report');
+  return stored.subject === null || stored.text === null || stored.html === null
+    ? undefined
+    : { subject: stored.subject, text: stored.text, html: stored.html };
+}

@@ -1,0 +1,259 @@
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import pg from 'pg';
+import { run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
+import { object, optional } from 'superstruct';
+import { DeliveryOptions } from '../alerts/alert-contracts.js';
+import { deliverAlerts } from '../alerts/deliver.js';
+import { deliverAlertsTask, wakeAlertDelivery } from '../alerts/deliver-task.js';
+import { reportDeliveryFromEnv } from '../reconcile/report/index.js';
+import { nightlyCrontab, reconcileHandler, reconcileTask, sendReportHandler, sendReportTask, type ReportDelivery } from '../reconcile/tasks.js';
+import type { ReconcileOptions } from '../reconcile/run.js';
+import { validate } from '../contracts.js';
+import { inTransaction } from '../db/handle.js';
+import { InvalidInputError, LedgerboxError } from '../errors.js';
+import { limits } from '../limits.js';
+import { expireHolds } from '../ledger/holds.js';
+import { defaultLogger, workerLoggerFor, type Logger } from '../logger.js';
+import { defineTask } from '../outbox/tasks.js';
+import type { WorkflowDefinition } from '../workflows/definition.js';
+import { exchangeWorkflow } from '../workflows/exchange/exchange.js';
+import type { ExchangeProviders } from '../workflows/exchange/providers.js';
+import { runStep, type RetryPolicy } from '../workflows/run-step.js';
+import { stepTask } from '../workflows/step-job.js';
+import { insertAlert } from '../workflows/workflow-queries.js';
+import { contractChecked, type HostTask, type LastFailure } from './task-handlers.js';
+import { forgetWorkers, heartbeat, unlockStaleWorkers } from './worker-queries.js';
+
+export interface WorkerOptions {
+  /** Give this or `pgPool`. */
+  connectionString?: string;
+  pgPool?: pg.Pool;
+  /** Jobs run at once by this process. Default 4. */
+  concurrency?: number;
+  /** How often to look for jobs scheduled in the future (retries), in ms. Default 1000. */
+  pollInterval_ms?: number;
+  /** The host's own tasks, run beside ledgerbox's. */
+  tasks?: readonly HostTask<any>[];
+  /** Extra crontab lines (graphile-worker syntax), beside ledgerbox's own schedule. */
+  crontab?: string;
+  /** The providers the exchange workflow calls. Required to run exchanges. */
+  providers?: ExchangeProviders;
+  /** Step retries: backoff before the second attempt, doubled each time with jitter. Default 1 s up to 5 min. */
+  retry?: Partial<RetryPolicy>;
+  /** How long an external provider call may take before its outcome counts as unknown. Default limits.provider_call_timeout_ms. */
+  providerTimeout_ms?: number;
+  /**
+   * How long a workflow that failed for good waits before its compensation runs, so an operator
+   * can fix the data and resume it instead. Default 0: money is released at once.
+   */
+  compensationDelay_ms?: number;
+  /** A worker whose heartbeat is older than this is dead and its jobs are unlocked. Default 30 000. */
+  staleWorkerAfter_ms?: number;
+  /** Default 5 000. */
+  heartbeat_ms?: number;
+  /**
+   * Slack-compatible incoming webhook that pages on-call: critical alerts go here. Default
+   * LEDGERBOX_ONCALL_WEBHOOK_URL; without one, criticals are logged as errors (`no_channel`).
+   */
+  oncallWebhookUrl?: string;
+  /**
+   * Slack-compatible incoming webhook of the ops channel: warnings go here (and open an
+   * investigation). Default LEDGERBOX_OPS_WEBHOOK_URL; without one they are logged (`no_channel`).
+   */
+  opsWebhookUrl?: string;
+  /**
+   * The nightly reconciliation: when (HH:MM, UTC; default RECONCILE_AT or 02:00; nights missed
+   * in the last two days are caught up, none runs twice), its thresholds, and where its report
+   * goes (default from SMTP_URL, REPORT_FROM, REPORT_TO, LEDGERBOX_REPORT_DIR). false: not here.
+   */
+  reconciliation?: false | (ReconcileOptions & { at?: string; report?: ReportDelivery });
+  /** Don't install SIGTERM/SIGINT handlers (the host has its own and calls stop()). */
+  noHandleSignals?: boolean;
+  logger?: Logger;
+}
+
+export interface RunningWorker {
+  /** Finishes running jobs (or releases them for a retry), then stops. */
+  stop(): Promise<void>;
+  /** Settles when the worker has stopped. */
+  promise: Promise<void>;
+  /** graphile-worker's ids for this process's pool and workers (what jobs are `locked_by`). */
+  workerIds: readonly string[];
+}
+
+/** Voids holds past their expiry, every minute. */
+export const expireHoldsTask = defineTask('ledgerbox:expire_holds', object({ _cron: optional(object()) }));
+
+const ledgerboxCrontab = [`* * * * * ${expireHoldsTask.name}`, `* * * * * ${deliverAlertsTask.name}`].join('\n');
+
+/**
+ * Starts the job runner in this process: ledgerbox's workflow steps and scheduled tasks, and
+ * the host's own tasks, on graphile-worker. `npx ledgerbox worker` runs the same thing.
+ */
+export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  if (options.pgPool === undefined && options.connectionString === undefined) {
+    throw new LedgerboxError('database_not_configured', 'startWorker needs `connectionString` or `pgPool`');
+  }
+  const logger = (options.logger ?? defaultLogger()).child({ component: 'worker' });
+  const heartbeat_ms = options.heartbeat_ms ?? 5_000;
+  const staleAfter_ms = options.staleWorkerAfter_ms ?? 30_000;
+  if (staleAfter_ms < 3 * heartbeat_ms) {
+    // closer than that, a worker missing one beat (a busy moment) would be taken for dead
+    throw new InvalidInputError(
+      `Invalid \`staleWorkerAfter_ms\`: must be at least 3 × heartbeat_ms (${3 * heartbeat_ms}), got ${staleAfter_ms}`,
+      ['staleWorkerAfter_ms'],
+      staleAfter_ms,
+    );
+  }
+  // a malformed webhook URL is refused at start, not found at the first alert
+  const alertDelivery = validate(
+    DeliveryOptions,
+    {
+      oncallWebhookUrl: options.oncallWebhookUrl ?? fromEnvironment('LEDGERBOX_ONCALL_WEBHOOK_URL'),
+      opsWebhookUrl: options.opsWebhookUrl ?? fromEnvironment('LEDGERBOX_OPS_WEBHOOK_URL'),
+      logger: logger.child({ component: 'alerts' }),
+    },
+    'options',
+  );
+  const concurrency = options.concurrency ?? 4;
+  const ownPool = options.pgPool === undefined;
+  // the runner's connections, its LISTEN connection, and ours for steps and heartbeats
+  const pool = options.pgPool ?? new pg.Pool({ connectionString: options.connectionString, max: concurrency + 4 });
+  if (ownPool) {
+    // a connection dropped by the server must be logged, not crash the process
+    pool.on('error', (error) => logger.error({ err: error }, 'idle database connection failed'));
+    pool.on('connect', (client) => client.on('error', (error) => logger.error({ err: error }, 'database connection failed')));
+  }
+  const workflows = new Map<string, WorkflowDefinition<ExchangeProviders>>([[exchangeWorkflow.kind, exchangeWorkflow]]);
+  const retry: RetryPolicy = { base_ms: options.retry?.base_ms ?? 1_000, max_ms: options.retry?.max_ms ?? 300_000 };
+
+  const raiseAlert = async (failure: LastFailure) => {
+    await inTransaction(pool, async (db) => {
+      await insertAlert(db, {
+        severity: 'critical',
+        kind: 'job_failed',
+        workflowId: null,
+        message: `Job ${failure.jobId} (${failure.task}) failed for good after ${failure.attempts} attempts: ${failure.error instanceof Error ? failure.error.message : String(failure.error)}`,
+        details: { task: failure.task, jobId: failure.jobId, attempts: failure.attempts },
+      });
+      await wakeAlertDelivery(db);
+    }).catch((error: unknown) => logger.error({ err: error }, 'could not record the alert for a failed job'));
+  };
+  const taskList: TaskList = {};
+  // without providers this process cannot run steps: leave them to workers that can, rather
+  // than take them and fail them
+  if (options.providers !== undefined) taskList[stepTask.name] = contractChecked(
+      {
+        task: stepTask,
+        handler: async (payload, { logger: jobLogger, jobId, helpers }) => {
+          await runStep(
+            {
+              db: pool,
+              workflows,
+              providers: options.providers!,
+              retry,
+              providerTimeout_ms: options.providerTimeout_ms ?? limits.provider_call_timeout_ms,
+              compensationDelay_ms: options.compensationDelay_ms ?? 0,
+              logger: jobLogger,
+            },
+            payload,
+            { id: jobId, workerId: helpers.job.locked_by },
+          );
+        },
+      },
+      logger,
+      raiseAlert,
+    );
+  taskList[expireHoldsTask.name] = async () => {
+    const voided = await expireHolds(pool);
+    if (voided.length > 0) logger.info({ voided: voided.length }, 'expired holds voided');
+  };
+  taskList[deliverAlertsTask.name] = async () => {
+    const delivered = await deliverAlerts(pool, alertDelivery);
+    if (delivered.sent + delivered.noChannel + delivered.failed > 0) logger.info(delivered, 'alerts delivered');
+  };
+  let reconcileCrontab = '';
+  if (options.reconciliation !== false) {
+    const { at, report, ...reconcileOptions } = options.reconciliation ?? {};
+    reconcileCrontab = nightlyCrontab(at ?? fromEnvironment('RECONCILE_AT') ?? '02:00');
+    taskList[reconcileTask.name] = reconcileHandler(pool, reconcileOptions, logger);
+    taskList[sendReportTask.name] = sendReportHandler(pool, report ?? reportDeliveryFromEnv(), logger);
+  }
+  for (const hostTask of options.tasks ?? []) {
+    if (hostTask.task.name in taskList) {
+      throw new LedgerboxError('unknown_task', `Task ${hostTask.task.name} is ledgerbox's own; give yours another name`);
+    }
+    taskList[hostTask.task.name] = contractChecked(hostTask, logger, raiseAlert);
+  }
+
+  const workerIds: string[] = [];
+  const events: WorkerEvents = new EventEmitter() as WorkerEvents;
+  // jobs are locked by a worker's id, or by its pool's id when the pool fetches them in a batch
+  events.on('pool:create', ({ workerPool }) => workerIds.push(workerPool.id));
+  events.on('worker:create', ({ worker }) => workerIds.push(worker.workerId));
+
+  const runner: Runner = await run({
+    pgPool: pool,
+    concurrency,
+    pollInterval: options.pollInterval_ms ?? 1_000,
+    taskList,
+    crontab: [ledgerboxCrontab, reconcileCrontab, options.crontab ?? ''].join('\n'),
+    logger: workerLoggerFor(logger),
+    events,
+    noHandleSignals: options.noHandleSignals ?? false,
+  });
+
+  const process_name = `${hostname()}:${process.pid}`;
+  // The heartbeat has a connection of its own: a pool busy with the host's queries must not
+  // make a live worker look dead to its peers. A beat still under way is not started twice.
+  let beatClient: pg.Client | undefined;
+  let beating = false;
+  const beat = async () => {
+    if (beating) return;
+    beating = true;
+    try {
+      beatClient ??= await connectedClient(pool.options, logger);
+      await inTransaction(beatClient, async (db) => {
+        await heartbeat(db, workerIds, process_name);
+        const unlocked = await unlockStaleWorkers(db, staleAfter_ms);
+        if (unlocked.length > 0) logger.warn({ workers: unlocked }, 'unlocked the jobs of workers that stopped beating');
+      });
+    } catch (error) {
+      logger.error({ err: error }, 'heartbeat failed');
+      await beatClient?.end().catch(() => undefined);
+      beatClient = undefined;
+    } finally {
+      beating = false;
+    }
+  };
+  await beat();
+  const timer = setInterval(() => void beat(), heartbeat_ms);
+  timer.unref();
+
+  let stopping: Promise<void> | undefined;
+  const finished = runner.promise.finally(async () => {
+    clearInterval(timer);
+    await inTransaction(pool, (db) => forgetWorkers(db, workerIds)).catch(() => undefined);
+    await beatClient?.end().catch(() => undefined);
+    if (ownPool) await pool.end();
+  });
+  return {
+    workerIds,
+    promise: finished,
+    stop: () => (stopping ??= runner.stop().then(() => finished)),
+  };
+}
+
+/** An unset or empty variable is no URL (`.env` files often leave them empty). */
+function fromEnvironment(name: string): string | undefined {
+  const value = process.env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+async function connectedClient(config: pg.PoolConfig, logger: Logger): Promise<pg.Client> {
+  const client = new pg.Client(config);
+  client.on('error', (error) => logger.error({ err: error }, 'heartbeat connection failed'));
+  await client.connect();
+  return client;
+}

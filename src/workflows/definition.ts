@@ -1,0 +1,72 @@
+import type { Session } from '../db/handle.js';
+import type { Logger } from '../logger.js';
+import type { WorkflowRow } from './workflow-queries.js';
+
+/**
+ * Glossary. A *workflow* is a row in ledgerbox.workflows that moves through *steps*. A step is
+ * one graphile-worker job carrying only `{ workflowId, step }`; it runs in one database
+ * transaction that locks the workflow, does the step's database work, records its *result*
+ * and enqueues the next step, so a redelivered job finds the result and does nothing. A step
+ * may first make one *external call* (outside the transaction, with an idempotency key), whose
+ * answer is recorded before anything depends on it. When a step fails for good, the workflow
+ * is *failed* and its *compensation* step puts the money back.
+ */
+
+export type StepOutcome =
+  /** Done; run `next` now. */
+  | { result: unknown; next: string }
+  /** Done, and so is the workflow (for the compensation step: compensated). */
+  | { result: unknown; done: true }
+  /** A business outcome (declined, quote expired) that ends the workflow: compensate. */
+  | { result: unknown; fail: string };
+
+export interface StepInput<Providers> {
+  workflow: WorkflowRow;
+  /** Results recorded by earlier steps of this workflow. */
+  results: ReadonlyMap<string, unknown>;
+  /** The recorded answer of this step's external call, if it has one. */
+  external: unknown;
+  providers: Providers;
+  logger: Logger;
+}
+
+export interface ExternalCallInput<Providers> {
+  /** For reads only, outside any transaction: the call must not hold locks while it waits. */
+  db: Session;
+  workflow: WorkflowRow;
+  results: ReadonlyMap<string, unknown>;
+  /** `${workflowId}:${step}`: the same key on every attempt, so the provider can deduplicate. */
+  idempotencyKey: string;
+  /** How long to wait for the provider before its outcome counts as unknown. */
+  timeout_ms: number;
+  providers: Providers;
+  logger: Logger;
+}
+
+export interface StepDefinition<Providers> {
+  /** Attempts before the step fails for good. Default: the workflow's. */
+  maxAttempts?: number;
+  /**
+   * false for steps after the point of no return (money has moved): failing for good leaves the
+   * workflow failed, with a critical alert, for an operator to fix and resume; it does not undo
+   * the money. Default true.
+   */
+  compensateWhenExhausted?: boolean;
+  /** Called outside the database transaction, at most once per successful answer. */
+  external?: { provider: string; call(input: ExternalCallInput<Providers>): Promise<unknown> };
+  /** The step's database work, inside the transaction that records its result. */
+  run(db: Session, input: StepInput<Providers>): Promise<StepOutcome>;
+}
+
+export interface WorkflowDefinition<Providers> {
+  kind: string;
+  firstStep: string;
+  steps: Readonly<Record<string, StepDefinition<Providers>>>;
+  /** Undoes whatever the workflow did to money; itself an exactly-once step. */
+  compensate: StepDefinition<Providers>;
+  /** Attempts per step unless the step says otherwise. */
+  maxAttempts: number;
+}
+
+/** The step name compensation runs under. */
+export const compensationStep = 'compensate';

@@ -1,0 +1,263 @@
+import { autocommitSession, inTransaction, type DatabaseHandle, type Session } from '../db/handle.js';
+import { LedgerboxError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { compensationStep, type StepDefinition, type WorkflowDefinition } from './definition.js';
+import { enqueueStep } from './step-job.js';
+import {
+  insertAlert,
+  lockWorkflowForJob,
+  insertProviderCall,
+  insertStepAttempt,
+  insertStepResult,
+  selectProviderCall,
+  selectStepResults,
+  selectWorkflow,
+  updateWorkflow,
+  type WorkflowRow,
+} from './workflow-queries.js';
+
+export interface RetryPolicy {
+  /** Backoff before the second attempt; doubled for each further one, with full jitter. */
+  base_ms: number;
+  /** No backoff is longer than this. */
+  max_ms: number;
+}
+
+export interface StepEnvironment<Providers> {
+  db: DatabaseHandle;
+  workflows: ReadonlyMap<string, WorkflowDefinition<Providers>>;
+  providers: Providers;
+  retry: RetryPolicy;
+  /** Budget of one external call; past it the outcome is unknown and is looked up. */
+  providerTimeout_ms: number;
+  /** How long a failed workflow waits before compensation runs: a window to fix data and resume. */
+  compensationDelay_ms: number;
+  logger: Logger;
+}
+
+export interface StepJob {
+  id: string;
+  /** Who graphile-worker says holds the job (a worker's or its pool's id), when it was fetched. */
+  workerId: string | null;
+}
+
+/** Another worker holds this job now (ours was taken for dead): stand down, write nothing. */
+class Fenced extends Error {}
+
+/**
+ * Runs one step of one workflow, exactly once in effect however often its job is delivered:
+ * 1. the external call, if any, outside any transaction; its answer recorded under the
+ *    idempotency key before anything depends on it (a retry reuses it);
+ * 2. one transaction: lock the workflow, stop if the step has a result, do the work, record
+ *    the result and the attempt, enqueue the next step;
+ * 3. on failure, another transaction records the attempt and its full error, then schedules a
+ *    retry with backoff, or, on the last attempt, fails the workflow, enqueues compensation
+ *    and raises a critical alert.
+ * The job itself succeeds in every handled case: retries are ledgerbox's, not graphile-worker's.
+ */
+export async function runStep<Providers>(
+  environment: StepEnvironment<Providers>,
+  payload: { workflowId: string; step: string },
+  job: StepJob,
+): Promise<void> {
+  const startedAt = new Date();
+  const read = autocommitSession(environment.db);
+  const workflow = await selectWorkflow(read, payload.workflowId, { lock: false });
+  if (workflow === undefined) {
+    throw new LedgerboxError('workflow_not_found', `No workflow ${payload.workflowId}`, { details: payload });
+  }
+  const definition = environment.workflows.get(workflow.kind);
+  const step = definition && (payload.step === compensationStep ? definition.compensate : definition.steps[payload.step]);
+  if (definition === undefined || step === undefined) {
+    throw new LedgerboxError('unknown_step', `Workflow kind ${workflow.kind} has no step ${payload.step}`, { details: payload });
+  }
+  const logger = environment.logger.child({ workflowId: workflow.id, kind: workflow.kind, step: payload.step, jobId: job.id });
+  const maxAttempts = step.maxAttempts ?? definition.maxAttempts;
+  try {
+    // before an external call, make sure it is still needed; a database-only step checks under the lock
+    if (step.external !== undefined) {
+      const results = await selectStepResults(read, workflow.id);
+      if (results.has(payload.step) || !isDue(workflow, payload.step)) {
+        logger.debug({ status: workflow.status, currentStep: workflow.current_step }, 'step already done or no longer due');
+        return;
+      }
+    }
+    const external = await externalAnswer(environment, step, workflow, payload.step, logger);
+    await inTransaction(environment.db, async (db) => {
+      const locked = await lockHeld(db, workflow.id, job);
+      const current = await selectStepResults(db, workflow.id);
+      if (current.has(payload.step) || !isDue(locked, payload.step)) {
+        await recordAttempt(db, payload, maxAttempts, job, 'already_done', null, startedAt);
+        return;
+      }
+      const outcome = await step.run(db, { workflow: locked, results: current, external, providers: environment.providers, logger });
+      await insertStepResult(db, workflow.id, payload.step, outcome.result);
+      await recordAttempt(db, payload, maxAttempts, job, 'succeeded', null, startedAt);
+      if ('next' in outcome) {
+        await updateWorkflow(db, workflow.id, { status: 'running', currentStep: outcome.next });
+        await enqueueStep(db, workflow.id, outcome.next);
+      } else if ('done' in outcome) {
+        const status = payload.step === compensationStep ? 'compensated' : 'completed';
+        await updateWorkflow(db, workflow.id, { status, currentStep: payload.step });
+      } else {
+        await failWorkflow(db, locked, payload.step, outcome.fail, 'warning', 0);
+      }
+    });
+    logger.info('step succeeded');
+  } catch (error) {
+    if (error instanceof Fenced) {
+      logger.warn('another worker took this job over; standing down');
+      return;
+    }
+    logger.warn({ err: error }, 'step attempt failed');
+    await recordFailure(environment, definition, step, workflow, payload, job, error, startedAt);
+  }
+}
+
+/**
+ * A step is due while the workflow runs and stands at that step; compensation once it has
+ * failed. A late or duplicate job for any other step finds it not due and does nothing.
+ */
+function isDue(workflow: WorkflowRow, step: string): boolean {
+  if (step === compensationStep) return workflow.status === 'failed' && workflow.current_step === compensationStep;
+  return workflow.status === 'running' && workflow.current_step === step;
+}
+
+/**
+ * Locks the workflow and checks, in the same statement, that this worker still holds the job
+ * (fencing): the peers of a worker that looked dead may have unlocked its job and handed it to
+ * another worker. Under the workflow lock, so of two runs at most one writes.
+ */
+async function lockHeld(db: Session, workflowId: string, job: StepJob): Promise<WorkflowRow> {
+  const locked = await lockWorkflowForJob(db, workflowId, job.id);
+  if (locked === undefined) throw new LedgerboxError('workflow_not_found', `No workflow ${workflowId}`, { details: { workflowId } });
+  if (job.workerId !== null && locked.holder !== job.workerId) throw new Fenced(`job ${job.id} is no longer held by ${job.workerId}`);
+  return locked.workflow;
+}
+
+async function externalAnswer<Providers>(
+  environment: StepEnvironment<Providers>,
+  step: StepDefinition<Providers>,
+  workflow: WorkflowRow,
+  stepName: string,
+  logger: Logger,
+): Promise<unknown> {
+  if (step.external === undefined) return undefined;
+  const idempotencyKey = `${workflow.id}:${stepName}`;
+  const read = autocommitSession(environment.db);
+  const results = await selectStepResults(read, workflow.id);
+  const recorded = await selectProviderCall(read, idempotencyKey);
+  if (recorded !== undefined) return recorded;
+  const response = await step.external.call({
+    db: read,
+    workflow,
+    results,
+    idempotencyKey,
+    timeout_ms: environment.providerTimeout_ms,
+    providers: environment.providers,
+    logger,
+  });
+  await insertProviderCall(read, { idempotencyKey, workflowId: workflow.id, step: stepName, provider: step.external.provider, response });
+  // if another delivery recorded an answer first, that one is the answer
+  return selectProviderCall(read, idempotencyKey);
+}
+
+async function recordAttempt(
+  db: Session,
+  payload: { workflowId: string; step: string },
+  maxAttempts: number,
+  job: StepJob,
+  outcome: 'succeeded' | 'failed' | 'already_done',
+  error: string | null,
+  startedAt: Date,
+): Promise<number> {
+  return insertStepAttempt(db, {
+    workflowId: payload.workflowId,
+    step: payload.step,
+    maxAttempts,
+    jobId: job.id,
+    workerId: job.workerId,
+    outcome,
+    error,
+    startedAt,
+  });
+}
+
+async function recordFailure<Providers>(
+  environment: StepEnvironment<Providers>,
+  definition: WorkflowDefinition<Providers>,
+  step: StepDefinition<Providers>,
+  workflow: WorkflowRow,
+  payload: { workflowId: string; step: string },
+  job: StepJob,
+  error: unknown,
+  startedAt: Date,
+): Promise<void> {
+  const maxAttempts = step.maxAttempts ?? definition.maxAttempts;
+  await inTransaction(environment.db, async (db) => {
+    const locked = await lockHeld(db, workflow.id, job);
+    const failures = await recordAttempt(db, payload, maxAttempts, job, 'failed', describeError(error), startedAt);
+    // a duplicate or late run of a step that has since succeeded, or that the workflow has
+    // moved past, must not fail the workflow: its failure is history, nothing more
+    if (!isDue(locked, payload.step) || (await selectStepResults(db, workflow.id)).has(payload.step)) return;
+    if (failures < maxAttempts) {
+      const backoff_ms = Math.min(environment.retry.max_ms, environment.retry.base_ms * 2 ** (failures - 1));
+      await enqueueStep(db, workflow.id, payload.step, new Date(Date.now() + Math.random() * backoff_ms));
+      return;
+    }
+    const reason = `${payload.step} failed ${failures} times: ${error instanceof Error ? error.message : String(error)}`;
+    if (payload.step === compensationStep) {
+      await updateWorkflow(db, workflow.id, { status: 'compensation_failed', currentStep: payload.step });
+      await insertAlert(db, {
+        severity: 'critical',
+        kind: 'compensation_failed',
+        workflowId: workflow.id,
+        message: `Compensation of ${workflow.kind} ${workflow.key} failed for good: money may be held or moved without its workflow. ${reason}`,
+        details: { failedStep: locked.failed_step, reason: locked.failure_reason },
+      });
+      return;
+    }
+    if (step.compensateWhenExhausted === false) {
+      await updateWorkflow(db, workflow.id, { status: 'failed', currentStep: payload.step, failedStep: payload.step, failureReason: reason });
+      await insertAlert(db, {
+        severity: 'critical',
+        kind: 'workflow_failed',
+        workflowId: workflow.id,
+        message: `${workflow.kind} ${workflow.key} failed at ${payload.step}, after its money moved: not compensated. Fix the cause and resume it. ${reason}`,
+        details: { step: payload.step, subject: workflow.subject },
+      });
+      return;
+    }
+    await failWorkflow(db, locked, payload.step, reason, 'critical', environment.compensationDelay_ms);
+  }).catch((failure: unknown) => {
+    if (!(failure instanceof Fenced)) throw failure;
+  });
+}
+
+/** Marks the workflow failed, enqueues its compensation and raises an alert, in one transaction. */
+async function failWorkflow(
+  db: Session,
+  workflow: WorkflowRow,
+  step: string,
+  reason: string,
+  severity: 'critical' | 'warning',
+  compensationDelay_ms: number,
+): Promise<void> {
+  await updateWorkflow(db, workflow.id, { status: 'failed', currentStep: compensationStep, failedStep: step, failureReason: reason });
+  await enqueueStep(db, workflow.id, compensationStep, compensationDelay_ms > 0 ? new Date(Date.now() + compensationDelay_ms) : null);
+  await insertAlert(db, {
+    severity,
+    kind: severity === 'critical' ? 'workflow_failed' : 'workflow_declined',
+    workflowId: workflow.id,
+    message: `${workflow.kind} ${workflow.key} failed at ${step}: ${reason}. Compensation is enqueued.`,
+    details: { step, subject: workflow.subject },
+  });
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return `${code ? `[${String(code)}] ` : ''}${error.stack ?? error.message}`;
+  }
+  return String(error);
+}

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createAccount, getBalance, postTransfer } from '../src/index.ts';
+import { useTestDatabase } from './support/database.ts';
+import { minor, usd } from './support/money.ts';
+
+// A host may fire several ledgerbox calls at once on one connection (Promise.all over a
+// client). They must not interleave: each call's savepoint or transaction is its own.
+
+const db = await useTestDatabase();
+
+await createAccount(db.pool, { key: 'world', currency: 'USD', allowNegative: true });
+await createAccount(db.pool, { key: 'a', currency: 'USD', allowNegative: true });
+await createAccount(db.pool, { key: 'b', currency: 'USD' });
+await createAccount(db.pool, { key: 'empty', currency: 'USD' });
+
+const posted = async (key: string) => minor((await getBalance(db.pool, key)).posted);
+const transferCount = async (key: string) =>
+  (await db.pool.query(`select count(*)::int as n from ledgerbox.transfers where key = $1`, [key])).rows[0].n as number;
+
+test("calls at once on one client inside the host's transaction: the failing one undoes only itself", async () => {
+  const client = await db.pool.connect();
+  try {
+    await client.query('begin');
+    const [ok, failed] = await Promise.allSettled([
+      postTransfer(client, { key: 'together-ok', legs: [{ from: 'a', to: 'b', amount: usd(100n) }] }),
+      postTransfer(client, { key: 'together-failed', legs: [{ from: 'empty', to: 'a', amount: usd(5n) }] }),
+    ]);
+    assert.equal(ok.status, 'fulfilled');
+    assert.equal(failed.status, 'rejected');
+    assert.equal((failed as PromiseRejectedResult).reason.code, 'insufficient_funds');
+    await client.query('commit');
+  } finally {
+    client.release();
+  }
+  assert.equal(await transferCount('together-ok'), 1);
+  assert.equal(await transferCount('together-failed'), 0);
+  assert.equal(await posted('b'), 100n);
+  // the file's closing check proves every cached balance equals its entries
+});
+
+test('calls at once on one idle client: each is its own transaction', async () => {
+  const client = await db.pool.connect();
+  try {
+    const outcomes = await Promise.allSettled([
+      postTransfer(client, { key: 'idle-ok', legs: [{ from: 'a', to: 'b', amount: usd(10n) }] }),
+      postTransfer(client, { key: 'idle-failed', legs: [{ from: 'empty', to: 'a', amount: usd(5n) }] }),
+      postTransfer(client, { key: 'idle-ok-2', legs: [{ from: 'a', to: 'b', amount: usd(1n) }] }),
+    ]);
+    assert.deepEqual(outcomes.map((outcome) => outcome.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.equal(client.getTransactionStatus(), 'I');
+  } finally {
+    client.release();
+  }
+  assert.equal(await transferCount('idle-ok'), 1);
+  assert.equal(await transferCount('idle-ok-2'), 1);
+  assert.equal(await transferCount('idle-failed'), 0);
+  assert.equal(await posted('b'), 111n);
+});

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { after, test } from 'node:test';
+import pg from 'pg';
+import { migrate } from '../src/index.ts';
+import { databaseUrl, dropDatabase, serverUrl } from './support/database.ts';
+
+/** Every migration file, in order: what a first migrate applies. */
+const allMigrations = readdirSync('migrations').filter((file) => file.endsWith('.sql')).sort().map((file) => file.replace(/\.sql$/, ''));
+
+// These tests migrate empty databases of their own: the template path is what the rest use.
+async function emptyDatabase(): Promise<string> {
+  const name = `ledgerbox_migrate_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: serverUrl() });
+  await admin.connect();
+  await admin.query(`create database "${name}"`);
+  await admin.end();
+  after(() => dropDatabase(name));
+  return databaseUrl(name);
+}
+
+async function scalar<T>(connectionString: string, text: string): Promise<T> {
+  const client = new pg.Client({ connectionString });
+  await client.connect();
+  try {
+    return Object.values((await client.query(text)).rows[0] as object)[0] as T;
+  } finally {
+    await client.end();
+  }
+}
+
+function runCli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/ledgerbox.js', ...args], { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+test('migrate installs graphile-worker and the ledger schema, and a second run applies nothing', async () => {
+  const url = await emptyDatabase();
+  const first = await migrate({ connectionString: url });
+  assert.deepEqual(first.applied, allMigrations);
+  assert.equal(await scalar(url, `select count(*)::int from ledgerbox.migrations`), allMigrations.length);
+  assert.equal(await scalar(url, `select to_regproc('graphile_worker.add_job') is not null`), true);
+  assert.equal(await scalar(url, `select count(*)::int from ledgerbox.currencies where code in ('USD', 'EUR', 'JPY')`), 3);
+
+  const second = await migrate({ connectionString: url });
+  assert.deepEqual(second.applied, []);
+});
+
+test('20 concurrent migrators all succeed and apply each migration exactly once', async () => {
+  const url = await emptyDatabase();
+  const results = await Promise.all(Array.from({ length: 20 }, () => migrate({ connectionString: url })));
+  assert.equal(results.filter((result) => result.applied.length > 0).length, 1);
+  assert.equal(await scalar(url, `select count(*)::int from ledgerbox.migrations`), allMigrations.length);
+});
+
+test('20 concurrent `ledgerbox migrate` processes all exit 0', async () => {
+  const url = await emptyDatabase();
+  const runs = await Promise.all(Array.from({ length: 20 }, () => runCli(['migrate'], { DATABASE_URL: url })));
+  for (const run of runs) assert.equal(run.code, 0, run.stderr);
+  assert.equal(runs.filter((run) => run.stdout.includes(`applied ${allMigrations.join(', ')}`)).length, 1);
+  assert.equal(runs.filter((run) => run.stdout.includes('already up to date')).length, 19);
+  assert.equal(await scalar(url, `select count(*)::int from ledgerbox.migrations`), allMigrations.length);
+});
+
+test('a migration edited after it was applied is refused with migration_checksum_mismatch', async () => {
+  const url = await emptyDatabase();
+  await migrate({ connectionString: url });
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`update ledgerbox.migrations set checksum = 'edited' where id = 1`);
+  await client.end();
+  await assert.rejects(migrate({ connectionString: url }), { code: 'migration_checksum_mismatch' });
+});
+
+test('a database migrated by a newer version is refused with migration_unknown_to_code', async () => {
+  const url = await emptyDatabase();
+  await migrate({ connectionString: url });
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`insert into ledgerbox.migrations (id, name, checksum) values (999, '0999_future', 'x')`);
+  await client.end();
+  await assert.rejects(migrate({ connectionString: url }), { code: 'migration_unknown_to_code' });
+});
+
+test('a migration that fails is migration_failed, rolled back whole, and not recorded as applied', async () => {
+  const url = await emptyDatabase();
+  // a schema someone made by hand, in the way of migration 0001
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`create schema ledgerbox; create table ledgerbox.currencies (code text)`);
+  await client.end();
+  await assert.rejects(migrate({ connectionString: url }), { code: 'migration_failed', message: /0001_ledger failed: relation "currencies" already exists/ });
+  assert.equal(await scalar(url, `select count(*)::int from ledgerbox.migrations`), 0);
+  assert.equal(await scalar(url, `select to_regclass('ledgerbox.accounts') is null`), true);
+});
+
+test('migrate without a target is database_not_configured', async () => {
+  await assert.rejects(migrate({}), { code: 'database_not_configured' });
+});
+
+test('`ledgerbox migrate` with an unreachable database exits non-zero with a clear message', async () => {
+  const run = await runCli(['migrate'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' });
+  assert.notEqual(run.code, 0);
+  assert.match(run.stderr, /ledgerbox migrate failed/);
+});
+
+test('migrate on boot with a pool of one connection does not wait on itself', async () => {
+  const url = await emptyDatabase();
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  try {
+    const result = await migrate({ pgPool: pool });
+    assert.deepEqual(result.applied, allMigrations);
+  } finally {
+    await pool.end();
+  }
+});
