@@ -306,21 +306,47 @@ create trigger transfers_track_holds after insert on ledgerbox.transfers
 
 -- The outbox for the application role: graphile-worker's tables are row-level secured, so
 -- jobs are added through this function, which runs as the schema owner and does only that.
+--
+-- It also closes a gap in graphile_worker.add_jobs: when a job with the same key is locked by
+-- a worker at the very moment we add ours, its "on conflict do update ... where locked_at is
+-- null" matches nothing and our job is silently dropped (the running job started before our
+-- transaction's news). Such keys are added again: by then the running job is seen as locked,
+-- so graphile-worker clears its key and inserts a new job.
 create function ledgerbox.add_jobs(specs json, job_key_preserve_run_at boolean default false)
 returns setof bigint
-language sql security definer set search_path = pg_catalog, pg_temp as $$
-  select job.id
-  from graphile_worker.add_jobs(
-    array(
-      select (
-        spec->>'identifier', spec->'payload', spec->>'queue_name', (spec->>'run_at')::timestamptz,
-        (spec->>'max_attempts')::smallint, spec->>'job_key', (spec->>'priority')::smallint, null
-      )::graphile_worker.job_spec
-      from json_array_elements(specs) with ordinality as specs(spec, position)
-      order by position
-    ),
-    job_key_preserve_run_at
-  ) as job
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  pending graphile_worker.job_spec[];
+  added_keys text[];
+  job record;
+  round int := 0;
+begin
+  pending := array(
+    select (
+      spec->>'identifier', spec->'payload', spec->>'queue_name', (spec->>'run_at')::timestamptz,
+      (spec->>'max_attempts')::smallint, spec->>'job_key', (spec->>'priority')::smallint, null
+    )::graphile_worker.job_spec
+    from json_array_elements(specs) with ordinality as specs(spec, position)
+    order by position
+  );
+  loop
+    round := round + 1;
+    added_keys := '{}';
+    for job in select * from graphile_worker.add_jobs(pending, job_key_preserve_run_at) loop
+      return next job.id;
+      if job.key is not null then
+        added_keys := added_keys || job.key;
+      end if;
+    end loop;
+    -- keyless jobs are always added; a keyed one is missing only when it lost that race
+    pending := array(select p from unnest(pending) p where p.job_key is not null and p.job_key <> all(added_keys));
+    exit when cardinality(pending) = 0;
+    if round = 5 then
+      raise exception 'ledgerbox.add_jobs: the jobs keyed % were not added, their keys stay locked', array(select p.job_key from unnest(pending) p)
+        using errcode = '40001';
+    end if;
+  end loop;
+end
 $$;
 
 revoke all on function ledgerbox.add_jobs(json, boolean) from public;

@@ -499,7 +499,7 @@ test('the worker delivers alerts soon after they are recorded, and when a host j
   try {
     const alert = await recordAlert(db.pool, { severity: 'critical', kind: 'balance_drift', message: 'found by the nightly run', dedupeKey: 'worker:drift' });
     // recordAlert woke the worker: no waiting for the next minute
-    await waitFor('the worker to page on-call', async () => ((await deliveryOf(alert.id)).length > 0 ? true : undefined), 10_000);
+    await waitFor('the worker to page on-call', async () => ((await deliveryOf(alert.id)).length > 0 ? true : undefined), 20_000);
     assert.deepEqual(await deliveryOf(alert.id), [{ channel: 'oncall', outcome: 'sent' }]);
     assert.equal(oncall.received.length, oncallBefore + 1);
     assert.equal(fieldOf(oncall.received.at(-1)!, 'Alert id'), alert.id);

@@ -18,6 +18,7 @@ import {
 import { useTestDatabase } from './support/database.ts';
 import { assertLedgerInvariants } from './support/invariants.ts';
 import { usd } from './support/money.ts';
+import { waitFor } from './support/wait.ts';
 
 // The @databases pool must be disposed before useTestDatabase drops the database; `after`
 // hooks run in the order they are registered, so this one is registered first.
@@ -619,6 +620,50 @@ test('a job key replaces the pending job; preserve_run_at keeps its run time', a
     { key: 'job-key:replace', payload: { transferKey: 'job-key:v2' }, run_at: second },
   ]);
   await assertLedgerInvariants(db.pool);
+});
+
+test('a job key whose pending job a worker locks at that very moment still gets its job', async () => {
+  // graphile_worker.add_jobs alone drops the new job here: its "on conflict ... where
+  // locked_at is null" waits for the worker's lock, then matches nothing.
+  await enqueue(db.pool, settleTransfer, { transferKey: 'race:v1' }, { jobKey: 'job-key:race' });
+  const worker = await db.pool.connect();
+  const host = await db.pool.connect();
+  try {
+    await worker.query('begin');
+    await worker.query(`update graphile_worker._private_jobs set locked_at = now(), locked_by = 'worker-under-test' where key = 'job-key:race'`);
+    await host.query('begin');
+    const hostPid = (await host.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+    const adding = enqueueMany(host, [
+      { task: settleTransfer, payload: { transferKey: 'race:before' } },
+      { task: settleTransfer, payload: { transferKey: 'race:v2' }, options: { jobKey: 'job-key:race' } },
+      { task: settleTransfer, payload: { transferKey: 'race:after' } },
+    ]);
+    await waitFor('the host to wait on the worker’s lock', async () =>
+      (await db.pool.query(`select 1 from pg_stat_activity where pid = $1 and wait_event_type = 'Lock'`, [hostPid])).rowCount ? true : undefined,
+    );
+    await worker.query('commit');
+    const added = await adding;
+    await host.query('commit');
+    assert.equal(added.length, 3);
+    const { rows } = await db.pool.query(
+      `select id::text, key, payload->>'transferKey' as transfer_key, locked_by from graphile_worker._private_jobs
+       where payload->>'transferKey' like 'race:%' order by transfer_key`,
+    );
+    assert.deepEqual(rows.map(({ key, transfer_key, locked_by }) => ({ key, transfer_key, locked_by })), [
+      { key: null, transfer_key: 'race:after', locked_by: null },
+      { key: null, transfer_key: 'race:before', locked_by: null },
+      // the running job lost its key (graphile-worker will not retry it); ours took it
+      { key: null, transfer_key: 'race:v1', locked_by: 'worker-under-test' },
+      { key: 'job-key:race', transfer_key: 'race:v2', locked_by: null },
+    ]);
+    assert.deepEqual(added.map((job) => job.jobId).sort(), rows.filter((row) => row.transfer_key !== 'race:v1').map((row) => row.id).sort());
+  } finally {
+    await worker.query('rollback').catch(() => undefined);
+    await host.query('rollback').catch(() => undefined);
+    worker.release();
+    host.release();
+    await db.pool.query(`delete from graphile_worker._private_jobs where payload->>'transferKey' like 'race:%'`);
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
