@@ -169,6 +169,30 @@ language sql stable as $$
   order by w.updated_at
 $$;
 
+-- Money in limbo is looked for among the open holds, not among every hold ever made: holds
+-- without an expiry are kept in open_hold_expiries too (expires_at null), and leave it when
+-- resolved like the others (track_holds deletes by hold id). The expiry task ignores them.
+alter table ledgerbox.open_hold_expiries alter column expires_at drop not null;
+
+comment on table ledgerbox.open_hold_expiries is
+  'Maintained by triggers on transfers: a row per pending hold (expires_at null when it has no expiry), deleted when the hold is resolved.';
+
+create function ledgerbox.track_holds_without_expiry() returns trigger
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+begin
+  insert into ledgerbox.open_hold_expiries (hold_id, expires_at)
+  select id, null from inserted where kind = 'hold' and expires_at is null;
+  return null;
+end
+$$;
+
+create trigger transfers_track_holds_without_expiry after insert on ledgerbox.transfers
+  referencing new table as inserted
+  for each statement execute function ledgerbox.track_holds_without_expiry();
+
+-- The workflow that made a hold, for the few holds in limbo.
+create index exchanges_hold_id on ledgerbox.exchanges (hold_id);
+
 -- Money reserved and not moving: holds still pending past their expiry, or older than the SLA.
 create function ledgerbox.money_in_limbo(sla interval default interval '1 day')
 returns table (hold_id uuid, key text, from_account text, to_account text, amount bigint, currency text,
@@ -177,9 +201,10 @@ language sql stable as $$
   select h.id, h.key, h.from_account, h.to_account, h.amount, h.currency, h.created_at, h.expires_at, now() - h.created_at,
     case when h.expires_at <= now() then 'past its expiry' else format('pending longer than %s', sla) end,
     m.workflow_id, m.status
-  from ledgerbox.holds h
+  from ledgerbox.open_hold_expiries open_hold
+  join ledgerbox.holds h on h.id = open_hold.hold_id
   left join ledgerbox.workflow_money m on m.hold_id = h.id
-  where h.status = 'pending' and (h.expires_at <= now() or h.created_at < now() - sla)
+  where h.status = 'pending' and (open_hold.expires_at <= now() or h.created_at < now() - sla)
   order by h.created_at
 $$;
 

@@ -69,6 +69,13 @@ create table ledgerbox.balance_checkpoints (
 -- Finding the transfers a run has not seen yet, by the transaction that made them.
 create index transfers_created_xact on ledgerbox.transfers (created_xact);
 
+-- And their entries, without an index lookup per transfer: each entry carries its transaction
+-- (as a bigint, which BRIN can index; xid8 it is not). Entries are only ever appended, so the
+-- transaction ids rise with the table's pages and a BRIN index (a few pages for millions of
+-- rows, next to nothing per insert) lets an incremental run read only the recent pages.
+alter table ledgerbox.entries add column created_xact bigint not null default (pg_current_xact_id()::text::bigint);
+create index entries_created_xact on ledgerbox.entries using brin (created_xact);
+
 -- External statements (bank, processor): a balance per account at a date, to compare with the ledger.
 create table ledgerbox.statements (
   id bigint generated always as identity primary key,

@@ -122,6 +122,43 @@ test('an unbalanced transfer and a forbidden overdraft written around the trigge
   assert.equal((await reconcile(db.pool, { full: true })).status, 'clean');
 });
 
+test('two forged transfers that cancel each other out leave every balance right, and a full run still names both', async () => {
+  // ann -7 in one transfer and +7 in another: the cache, the account's entries and the
+  // currency's total all agree; only the per-transfer check (the full run's fingerprint, then
+  // the exact query) can see it
+  await asSuperuserWithoutTriggers(async (client) => {
+    for (const [key, amount] of [['cancel-out:a', -7], ['cancel-out:b', 7]] as const) {
+      const { rows } = await client.query(`insert into ledgerbox.transfers (key, kind) values ($1, 'posted') returning id`, [key]);
+      await client.query(
+        `insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount, phase, effective_at)
+         select $1, 0, id, 'USD', $2, 'posted', now() from ledgerbox.accounts where key = 'ann'`,
+        [rows[0].id, amount],
+      );
+    }
+  });
+  for (const full of [true, false]) {
+    const report = await reconcile(db.pool, { full });
+    const forged = report.findings.filter((finding) => finding.kind === 'unbalanced_transfer');
+    assert.deepEqual(
+      forged.map((finding) => [finding.severity, finding.difference, finding.detail.split(' ')[1]]).sort(),
+      full ? [['critical', -7n, 'cancel-out:a'], ['critical', 7n, 'cancel-out:b']] : [],
+      `full: ${full}`,
+    );
+    assert.deepEqual(report.findings.filter((finding) => finding.kind !== 'unbalanced_transfer'), []);
+  }
+  // each forged transfer gets its opposite leg, so the books are whole again for what follows
+  await asSuperuserWithoutTriggers(async (client) => {
+    for (const [key, amount] of [['cancel-out:a', 7], ['cancel-out:b', -7]] as const) {
+      await client.query(
+        `insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount, phase, effective_at)
+         select t.id, 1, a.id, 'USD', $2, 'posted', now() from ledgerbox.transfers t, ledgerbox.accounts a where t.key = $1 and a.key = 'ann'`,
+        [key, amount],
+      );
+    }
+  });
+  assert.equal((await reconcile(db.pool, { full: true })).status, 'clean');
+});
+
 test('a hold past its expiry is money in limbo (warning, exit 1); a clearing account not back at zero is a warning', async () => {
   await createAccount(db.pool, { key: 'payouts', currency: 'USD', clearing: true });
   await postTransfer(db.pool, { key: 'to-payouts', legs: [{ from: 'ann', to: 'payouts', amount: usd(10n) }] });

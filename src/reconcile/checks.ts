@@ -6,6 +6,7 @@ import {
   selectStatementComparisons,
   selectStuck,
   selectUnbalancedTransfers,
+  fingerprintPrime,
   type ExpectedBalanceRow,
 } from './reconcile-queries.js';
 import type { Finding } from './types.js';
@@ -108,7 +109,11 @@ export async function checkFindings(
     }
   }
 
-  for (const transfer of await selectUnbalancedTransfers(db, input.previousSnapshot)) {
+  // the fingerprint of the entries checked is 0 (mod p) when every transfer balances: only
+  // otherwise is the exact (costly) query run, to name the ones that do not
+  const fingerprint = input.balances.reduce((sum, balance) => sum + balance.fingerprint, 0n);
+  const unbalanced = fingerprint % fingerprintPrime === 0n ? [] : await selectUnbalancedTransfers(db, input.previousSnapshot);
+  for (const transfer of unbalanced) {
     findings.push({
       severity: 'critical',
       kind: 'unbalanced_transfer',

@@ -133,6 +133,8 @@ async function readSnapshot(pool: pg.Pool, options: { full: boolean; limboSla_ms
   let broken: Error | undefined;
   try {
     await client.query('begin isolation level repeatable read read only');
+    // its sorts and hashes cover a night's entries: in memory, not spilled to disk
+    await client.query(`set local work_mem = '64MB'`);
     const previous = await selectPreviousRun(db);
     // without a previous run (or when asked) everything is verified from the first entry
     const previousSnapshot = options.full ? null : (previous?.snapshot ?? null);
