@@ -190,6 +190,11 @@ create trigger transfers_track_holds_without_expiry after insert on ledgerbox.tr
   referencing new table as inserted
   for each statement execute function ledgerbox.track_holds_without_expiry();
 
+-- Reconciliation counts the workflows that finished since its last run and lists the failed
+-- ones: by these, not by reading every workflow ever run.
+create index workflows_updated_at on ledgerbox.workflows (updated_at);
+create index workflows_failed on ledgerbox.workflows (updated_at) where status in ('failed', 'compensation_failed');
+
 -- The workflow that made a hold, for the few holds in limbo.
 create index exchanges_hold_id on ledgerbox.exchanges (hold_id);
 
