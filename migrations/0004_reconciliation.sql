@@ -73,8 +73,10 @@ create index transfers_created_xact on ledgerbox.transfers (created_xact);
 -- (as a bigint, which BRIN can index; xid8 it is not). Entries are only ever appended, so the
 -- transaction ids rise with the table's pages and a BRIN index (a few pages for millions of
 -- rows, next to nothing per insert) lets an incremental run read only the recent pages.
+-- autosummarize: each filled range is summarized by autovacuum soon after, not at the next
+-- vacuum (until then the range is read whatever its transactions).
 alter table ledgerbox.entries add column created_xact bigint not null default (pg_current_xact_id()::text::bigint);
-create index entries_created_xact on ledgerbox.entries using brin (created_xact);
+create index entries_created_xact on ledgerbox.entries using brin (created_xact) with (autosummarize = on);
 
 -- External statements (bank, processor): a balance per account at a date, to compare with the ledger.
 create table ledgerbox.statements (
