@@ -10,6 +10,7 @@ import { benchBatch } from './batch.bench.ts';
 import { openServer } from './database.ts';
 import { benchExchanges } from './exchange.bench.ts';
 import { benchJobs } from './jobs.bench.ts';
+import { benchMemory } from './memory.bench.ts';
 import { benchPosting } from './posting.bench.ts';
 import { benchReconcile } from './reconcile.bench.ts';
 import { printTable, writeResults, type Metric } from './results.ts';
@@ -30,6 +31,7 @@ try {
   metrics.push(...(await benchJobs(server, settings, log)));
   metrics.push(...(await benchReconcile(server, settings, log)));
   metrics.push(...(await benchExchanges(server, settings, log)));
+  metrics.push(...(await benchMemory(server, settings, log)));
 } finally {
   await server.close();
 }
