@@ -77,10 +77,24 @@ create table ledgerbox.batch_jobs (
   primary key (batch_id, job_id)
 );
 
+-- Each batch job as graphile-worker has it now, read with the view owner's rights (its tables
+-- are row-level secured): gone (completed), waiting or retrying, running, or failed for good.
+create view ledgerbox.batch_job_states as
+select bj.batch_id, bj.job_id,
+  case
+    when j.id is null then 'completed'
+    when j.locked_at is not null then 'running'
+    when j.attempts < j.max_attempts then 'waiting'
+    else 'failed'
+  end as state
+from ledgerbox.batch_jobs bj
+left join graphile_worker._private_jobs j on j.id = bj.job_id;
+
 do $$
 begin
   if exists (select 1 from pg_roles where rolname = 'ledgerbox_app') then
     grant select, insert on ledgerbox.statement_lines, ledgerbox.batch_runs, ledgerbox.batch_jobs to ledgerbox_app;
+    grant select on ledgerbox.batch_job_states to ledgerbox_app;
     grant update (finished_at, completed, failed, movement, alert_id) on ledgerbox.batch_runs to ledgerbox_app;
   end if;
 end

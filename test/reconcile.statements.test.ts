@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -374,6 +374,22 @@ test('a statement with lines imports its balances and its lines exactly, each li
     { line: 8, description: null },
   ]);
   assert.deepEqual(await counts(), { statements: before.statements + 1, balances: before.balances + 4, lines: before.lines + 3 });
+});
+
+test('the README’s statement examples import as documented', async () => {
+  const readme = await readFile('README.md', 'utf8');
+  const examples = [...readme.matchAll(/```csv\n([\s\S]*?)```/g)].map((match) => match[1]!);
+  assert.equal(examples.length, 2, 'the balances-only example and the one with lines');
+  const [balancesOnly, withLines] = examples as [string, string];
+  const plain = await importStatement(db.pool, { source: 'readme', fileName: 'balances.csv', csv: balancesOnly });
+  assert.deepEqual({ balances: plain.balances, lines: plain.lines }, { balances: 3, lines: 0 });
+  const lined = await importStatement(db.pool, { source: 'readme', fileName: 'lines.csv', csv: withLines });
+  assert.deepEqual({ balances: lined.balances, lines: lined.lines }, { balances: 3, lines: 3 });
+  assert.deepEqual((await storedLines(lined.statementId)).map((row) => [row.amount, row.reference]), [
+    ['-25000', 'payout:77'],
+    ['120000', 'deposit:ord-9'],
+    ['-150', null],
+  ]);
 });
 
 test('with a type column, the columns may come in any order and reference and description may be left out', async () => {

@@ -47,9 +47,7 @@ export async function lockFinishedBatches(db: Session, limit: number): Promise<F
     with finished as (
       select b.id from ledgerbox.batch_runs b
       where b.finished_at is null
-        and not exists (
-          select 1 from ledgerbox.batch_jobs bj join graphile_worker._private_jobs j on j.id = bj.job_id
-          where bj.batch_id = b.id and (j.attempts < j.max_attempts or j.locked_at is not null))
+        and not exists (select 1 from ledgerbox.batch_job_states s where s.batch_id = b.id and s.state in ('waiting', 'running'))
       order by b.id
       limit ${limit}
       for update of b skip locked
@@ -58,9 +56,8 @@ export async function lockFinishedBatches(db: Session, limit: number): Promise<F
       o.completed, o.failed
     from finished f join ledgerbox.batch_runs b on b.id = f.id
     cross join lateral (
-      select count(*) filter (where j.id is null)::int as completed, count(*) filter (where j.id is not null)::int as failed
-      from ledgerbox.batch_jobs bj left join graphile_worker._private_jobs j on j.id = bj.job_id
-      where bj.batch_id = b.id
+      select count(*) filter (where s.state = 'completed')::int as completed, count(*) filter (where s.state = 'failed')::int as failed
+      from ledgerbox.batch_job_states s where s.batch_id = b.id
     ) o
     order by b.id`);
   return rows.map((row) => readRow(FinishedBatchRow, row, 'finished batch'));

@@ -61,27 +61,8 @@ export async function summariseBatches(db: DatabaseHandle, options: SummariseBat
     for (const batch of await lockFinishedBatches(db, limit)) {
       const movement = await selectBatchMovement(db, batch.started_snapshot);
       const workflows = await selectBatchWorkflows(db, batch.started_at);
-      const summary = { batch, movement, workflows };
-      // checked as recordAlert checks a caller's alert: the name and task come from the caller
-      const alertInput = validate(AlertInput, {
-        severity: 'info',
-        kind: 'batch_summary',
-        message: summaryMessage(summary),
-        details: {
-          batchId: batch.id,
-          name: batch.name,
-          task: batch.task,
-          jobs: batch.jobs,
-          completed: batch.completed,
-          failed: batch.failed,
-          // amounts as strings: JSON numbers would lose precision beyond 2^53. Bounded, as alert
-          // details are: the run's row has every currency
-          movement: movement.slice(0, currencies_shown_max).map((row) => ({ currency: row.currency, moved: row.moved.toString(), transfers: row.transfers })),
-          currencies: movement.length,
-          workflows,
-        },
-        dedupeKey: `batch_summary:${batch.id}`,
-      }, 'alert');
+      // checked as recordAlert checks a caller's alert: the batch's name and task are the caller's
+      const alertInput = validate(AlertInput, summaryAlert({ batch, movement, workflows }), 'alert');
       const alert = await insertAlertRow(db, { ...alertInput, workflowId: null, dedupeKey: alertInput.dedupeKey ?? null });
       const finishedAt = await finishBatch(db, {
         id: batch.id,
@@ -110,12 +91,38 @@ export async function summariseBatches(db: DatabaseHandle, options: SummariseBat
   });
 }
 
-/** One line for a person: `batch statements:2026-11-21 (shop.statement) finished: 100 jobs, 98 completed, 2 failed; moved …`. */
-function summaryMessage(summary: {
+interface Summarised {
   batch: FinishedBatchRow;
   movement: { currency: string; moved: bigint; transfers: number }[];
   workflows: { completed: number; failed: number; compensated: number };
-}): string {
+}
+
+/** The info alert that carries a summary: a line for a person, and the figures as details. */
+function summaryAlert(summary: Summarised) {
+  const { batch, movement, workflows } = summary;
+  return {
+    severity: 'info',
+    kind: 'batch_summary',
+    message: summaryMessage(summary),
+    details: {
+      batchId: batch.id,
+      name: batch.name,
+      task: batch.task,
+      jobs: batch.jobs,
+      completed: batch.completed,
+      failed: batch.failed,
+      // amounts as strings: JSON numbers lose precision beyond 2^53. Bounded, as alert details
+      // are; the batch's row has every currency
+      movement: movement.slice(0, currencies_shown_max).map((row) => ({ currency: row.currency, moved: row.moved.toString(), transfers: row.transfers })),
+      currencies: movement.length,
+      workflows,
+    },
+    dedupeKey: `batch_summary:${batch.id}`,
+  };
+}
+
+/** One line for a person: `batch statements:2026-11-21 (shop.statement) finished: 100 jobs, 98 completed, 2 failed; moved …`. */
+function summaryMessage(summary: Summarised): string {
   const { batch, movement, workflows } = summary;
   const moved =
     movement.length === 0
