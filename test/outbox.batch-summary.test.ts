@@ -37,6 +37,11 @@ async function runDueJobs(night: string): Promise<void> {
     taskList: { [payout.name]: async (payload) => pay(payload as { customerId: string }, night) },
     logger: new WorkerLogger(() => () => undefined),
   });
+  // graphile-worker may record a job's failure just after runOnce returns: wait until none is locked
+  await waitFor('the jobs to be released', async () => {
+    const { rows } = await db.pool.query(`select count(*)::int as n from graphile_worker.jobs where task_identifier = $1 and locked_at is not null`, [payout.name]);
+    return rows[0].n === 0 ? true : undefined;
+  });
 }
 
 async function batchRow(batchId: string) {
@@ -149,7 +154,8 @@ test('a batch whose failed job is retried stays open until the retry has finishe
   const fanned = await fanOut(db.pool, payout, ['c3', 'broken'], (customerId) => ({ customerId }), { batch: 'payouts:2026-11-22' });
   await runDueJobs('2026-11-22');
   // an operator retries the failed job before the summary is written: the batch is running again
-  await db.pool.query(`select ledgerbox.retry_task_jobs('batch.payout', 'bank back up')`);
+  const { rows: retried } = await db.pool.query(`select ledgerbox.retry_task_jobs('batch.payout', 'bank back up') as n`);
+  assert.equal(retried[0].n, 2, 'this batch’s failed job, and the one of the first batch, summarised already');
   assert.deepEqual(await summariseBatches(db.pool), []);
   assert.equal((await batchRow(fanned.batchId!)).finished, false);
   await runDueJobs('2026-11-22');

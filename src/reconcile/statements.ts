@@ -101,7 +101,11 @@ interface Problem {
   problem: string;
 }
 
-/** A data row as the file has it, with the line it starts on (the header is line 1); absent columns read as empty. */
+/**
+ * A data row as the file has it, with the line it starts on (the header is line 1). Absent
+ * columns read as empty, and an absent `type` as `balance`: a file without it is the
+ * balances-only format.
+ */
 interface RawRow {
   line: number;
   fields: Record<Column, string>;
