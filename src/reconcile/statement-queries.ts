@@ -197,10 +197,14 @@ export async function selectStatementMismatches(db: Session, asOf: Date): Promis
       from latest p join ledgerbox.statement_lines l on l.statement_id = p.statement_id and l.account = p.account
     ),
     referenced as (
+      -- the transfer's few entries, found by its id; the account is a filter on them, so the
+      -- planner cannot scan every entry of the account once per line
       select l.*, t.id is not null as found,
-        coalesce((select sum(e.amount) from ledgerbox.entries e join ledgerbox.accounts a on a.id = e.account_id
-          where e.transfer_id = t.id and a.key = l.account and e.phase = 'posted'), 0) as ledger_amount
-      from lines l left join ledgerbox.transfers t on t.key = l.reference
+        (select coalesce(sum(e.amount) filter (where e.account_id = a.id and e.phase = 'posted'), 0)
+          from ledgerbox.entries e where e.transfer_id = t.id) as ledger_amount
+      from lines l
+      left join ledgerbox.accounts a on a.key = l.account
+      left join ledgerbox.transfers t on t.key = l.reference
       where l.reference is not null
     ),
     movements as (
@@ -220,6 +224,17 @@ export async function selectStatementMismatches(db: Session, asOf: Date): Promis
     unreferenced_lines as (
       select l.*, row_number() over (partition by l.statement_id, l.account, l.amount order by l.as_of, l.line) as nth
       from lines l where l.reference is null
+    ),
+    -- one hash join pairs them: what is left on either side is unmatched
+    paired as (
+      select l.statement_id as line_statement_id, l.source as line_source, l.account as line_account, l.currency as line_currency,
+        l.line, l.as_of as line_at, l.amount as line_amount,
+        m.statement_id as movement_statement_id, m.source as movement_source, m.account as movement_account,
+        m.currency as movement_currency, m.key, m.effective_at, m.amount as movement_amount
+      from unreferenced_lines l
+      full join unreferenced_movements m
+        on m.statement_id = l.statement_id and m.account = l.account and m.amount = l.amount and m.nth = l.nth
+      where l.line is null or m.key is null
     )
     select 'line_not_in_ledger' as kind, r.statement_id::text as statement_id, r.source, r.account, r.currency, r.line,
       ${iso('r.as_of')} as at, r.reference, r.amount::text as statement_amount, null as ledger_amount
@@ -229,17 +244,13 @@ export async function selectStatementMismatches(db: Session, asOf: Date): Promis
       ${iso('r.as_of')}, r.reference, r.amount::text, r.ledger_amount::text
     from referenced r where r.found and r.ledger_amount <> r.amount
     union all
-    select 'line_not_in_ledger', l.statement_id::text, l.source, l.account, l.currency, l.line,
-      ${iso('l.as_of')}, null, l.amount::text, null
-    from unreferenced_lines l
-    where not exists (select 1 from unreferenced_movements m
-      where m.statement_id = l.statement_id and m.account = l.account and m.amount = l.amount and m.nth = l.nth)
+    select 'line_not_in_ledger', p.line_statement_id::text, p.line_source, p.line_account, p.line_currency, p.line,
+      ${iso('p.line_at')}, null, p.line_amount::text, null
+    from paired p where p.key is null
     union all
-    select 'movement_not_on_statement', m.statement_id::text, m.source, m.account, m.currency, null,
-      ${iso('m.effective_at')}, m.key, null, m.amount::text
-    from unreferenced_movements m
-    where not exists (select 1 from unreferenced_lines l
-      where l.statement_id = m.statement_id and l.account = m.account and l.amount = m.amount and l.nth = m.nth)
+    select 'movement_not_on_statement', p.movement_statement_id::text, p.movement_source, p.movement_account, p.movement_currency, null,
+      ${iso('p.effective_at')}, p.key, null, p.movement_amount::text
+    from paired p where p.line is null
     order by account, at, kind`);
   return rows.map((row) => readRow(StatementMatchRow, row, 'statement match'));
 }
