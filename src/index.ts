@@ -15,6 +15,7 @@ export { minorUnits, type MoneyInput, type CurrencyDefinition } from './money/mo
 export { defineTask, type TaskDefinition } from './outbox/tasks.js';
 export { enqueue, enqueueMany, type EnqueueOptions, type EnqueuedJob } from './outbox/enqueue.js';
 export { fanOut, type FanOutOptions, type FanOutResult } from './outbox/fan-out.js';
+export { summariseBatches, type BatchSummary, type SummariseBatchesOptions } from './outbox/batches.js';
 
 export { startWorker, type WorkerOptions, type RunningWorker } from './worker/runner.js';
 export { resumeWorkflow, cancelWorkflow, retryJob, retryTaskJobs, type ResumedWorkflow } from './operations/recovery.js';

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { InvalidInputError, createAccount, importStatement, isLedgerboxError, postTransfer } from '../src/index.ts';
+import { renderReport } from '../src/reconcile/report/index.ts';
 import { reconcile } from '../src/reconcile/run.ts';
 import type { Finding } from '../src/reconcile/types.ts';
 import { useTestDatabase } from './support/database.ts';
@@ -37,10 +38,29 @@ async function storedBalances(statementId: string): Promise<StoredBalance[]> {
   return rows.map((row) => ({ ...row, as_of: (row.as_of as Date).toISOString() }));
 }
 
-async function counts(): Promise<{ statements: number; balances: number }> {
+async function counts(): Promise<{ statements: number; balances: number; lines: number }> {
   const { rows } = await db.pool.query(`
-    select (select count(*)::int from ledgerbox.statements) as statements, (select count(*)::int from ledgerbox.statement_balances) as balances`);
+    select (select count(*)::int from ledgerbox.statements) as statements, (select count(*)::int from ledgerbox.statement_balances) as balances,
+      (select count(*)::int from ledgerbox.statement_lines) as lines`);
   return rows[0];
+}
+
+interface StoredLine {
+  line: number;
+  account: string;
+  currency: string;
+  as_of: string;
+  amount: string;
+  reference: string | null;
+  description: string | null;
+}
+
+async function storedLines(statementId: string): Promise<StoredLine[]> {
+  const { rows } = await db.pool.query(
+    `select line, account, currency, as_of, amount::text as amount, reference, description from ledgerbox.statement_lines where statement_id = $1 order by line`,
+    [statementId],
+  );
+  return rows.map((row) => ({ ...row, as_of: (row.as_of as Date).toISOString() }));
 }
 
 /** Asserts the CSV is refused as invalid input naming every expected line, and that nothing was written. */
@@ -83,6 +103,7 @@ test('a statement imports exactly: minor units in each currency’s exponent (US
     ),
   });
   assert.equal(imported.balances, 11);
+  assert.equal(imported.lines, 0, 'the balances-only format has no lines');
   assert.match(imported.statementId, /^\d+$/);
   assert.deepEqual(await storedBalances(imported.statementId), [
     { line: 2, account: 'bank:usd', currency: 'USD', as_of: '2026-03-31T23:59:59.000Z', balance: '123456' },
@@ -99,7 +120,7 @@ test('a statement imports exactly: minor units in each currency’s exponent (US
   ]);
   const { rows } = await db.pool.query(`select source, file_name, imported_by from ledgerbox.statements where id = $1`, [imported.statementId]);
   assert.deepEqual(rows, [{ source: 'bank:acme', file_name: 'acme-2026-03.csv', imported_by: 'postgres' }]);
-  assert.deepEqual(await counts(), { statements: before.statements + 1, balances: before.balances + 11 });
+  assert.deepEqual(await counts(), { statements: before.statements + 1, balances: before.balances + 11, lines: before.lines });
 });
 
 test('columns in any order, spaces around fields, CRLF line endings, a byte order mark and blank lines are read', async () => {
@@ -187,13 +208,17 @@ test('a file whose shape is wrong is refused: empty, header only, unknown, repea
   await assertRefused(csv('account,currency,as_of,balance'), ['the file has a header but no balances']);
   await assertRefused(csv('account,currency,as_of,balance', ',,,'), ['the file has a header but no balances']);
   await assertRefused(csv('account,currency,as_of,balance,memo', 'bank:usd,USD,2026-03-31,1.00,hi'), [
-    'line 1: unknown column "memo"; the columns are account, currency, as_of, balance',
+    'line 1: unknown column "memo"; the columns are type, account, currency, as_of, balance, amount, reference, description',
   ]);
   await assertRefused(csv('account,currency,as_of,balance,account', 'bank:usd,USD,2026-03-31,1.00,x'), ['line 1: column "account" appears twice']);
   await assertRefused(csv('account,currency,amount', 'bank:usd,USD,1.00'), [
-    'line 1: unknown column "amount"',
     'line 1: missing column "as_of"',
     'line 1: missing column "balance"',
+    'line 1: column "amount" is for statement lines, so the file needs a "type" column (balance or line) to tell its rows apart',
+  ]);
+  await assertRefused(csv('account,currency,as_of,balance,reference', 'bank:usd,USD,2026-03-31,1.00,'), ['line 1: column "reference" is for statement lines']);
+  await assertRefused(csv('type,account,currency,as_of,balance', 'balance,bank:usd,USD,2026-03-31,1.00'), [
+    'line 1: missing column "amount" (a file with a type column has lines: their amounts go there)',
   ]);
   await assertRefused(csv('account;currency;as_of;balance', 'bank:usd;USD;2026-03-31;1.00'), ['line 1: unknown column "account;currency;as_of;balance"']);
   await assertRefused(csv('account,currency,as_of,balance', 'bank:usd,USD,2026-03-31,1.00', '"bank:usd,USD,2026-03-31,1.00'), [
@@ -306,6 +331,256 @@ test('reconciliation compares the latest statement balance with the ledger at th
   );
 });
 
+// Statement lines: a `type` column tells balances from transaction lines.
+
+const linesHeader = 'type,account,currency,as_of,balance,amount,reference,description';
+
+test('a statement with lines imports its balances and its lines exactly, each line signed in the currency’s minor units', async () => {
+  const before = await counts();
+  const imported = await importStatement(db.pool, {
+    source: 'bank:acme',
+    fileName: 'acme-2026-05-lines.csv',
+    csv: csv(
+      linesHeader,
+      'balance,bank:usd,USD,2026-04-30,1000.00,,,opening balance',
+      'line,bank:usd,USD,2026-05-03T10:00:00Z,,-250.00,payout:77,"Payout to ana, May"',
+      'line,bank:usd,USD,2026-05-04,,0.05,,interest',
+      'balance,bank:jpy,JPY,2026-04-30,0,,,',
+      'line,bank:jpy,JPY,2026-05-02T09:00:00+09:00,,1500,fx:9,',
+      'balance,bank:usd,USD,2026-05-31,750.05,,,closing balance',
+      'balance,bank:jpy,JPY,2026-05-31,1500,,,',
+    ),
+  });
+  assert.deepEqual({ balances: imported.balances, lines: imported.lines }, { balances: 4, lines: 3 });
+  assert.deepEqual(await storedLines(imported.statementId), [
+    { line: 3, account: 'bank:usd', currency: 'USD', as_of: '2026-05-03T10:00:00.000Z', amount: '-25000', reference: 'payout:77', description: 'Payout to ana, May' },
+    { line: 4, account: 'bank:usd', currency: 'USD', as_of: '2026-05-04T23:59:59.999Z', amount: '5', reference: null, description: 'interest' },
+    { line: 6, account: 'bank:jpy', currency: 'JPY', as_of: '2026-05-02T00:00:00.000Z', amount: '1500', reference: 'fx:9', description: null },
+  ]);
+  assert.deepEqual(
+    (await storedBalances(imported.statementId)).map((row) => [row.line, row.account, row.balance]),
+    [
+      [2, 'bank:usd', '100000'],
+      [5, 'bank:jpy', '0'],
+      [7, 'bank:usd', '75005'],
+      [8, 'bank:jpy', '1500'],
+    ],
+  );
+  const { rows } = await db.pool.query(`select line, description from ledgerbox.statement_balances where statement_id = $1 order by line`, [imported.statementId]);
+  assert.deepEqual(rows, [
+    { line: 2, description: 'opening balance' },
+    { line: 5, description: null },
+    { line: 7, description: 'closing balance' },
+    { line: 8, description: null },
+  ]);
+  assert.deepEqual(await counts(), { statements: before.statements + 1, balances: before.balances + 4, lines: before.lines + 3 });
+});
+
+test('the README’s statement examples import as documented', async () => {
+  const readme = await readFile('README.md', 'utf8');
+  const examples = [...readme.matchAll(/```csv\n([\s\S]*?)```/g)].map((match) => match[1]!);
+  assert.equal(examples.length, 2, 'the balances-only example and the one with lines');
+  const [balancesOnly, withLines] = examples as [string, string];
+  const plain = await importStatement(db.pool, { source: 'readme', fileName: 'balances.csv', csv: balancesOnly });
+  assert.deepEqual({ balances: plain.balances, lines: plain.lines }, { balances: 3, lines: 0 });
+  const lined = await importStatement(db.pool, { source: 'readme', fileName: 'lines.csv', csv: withLines });
+  assert.deepEqual({ balances: lined.balances, lines: lined.lines }, { balances: 3, lines: 3 });
+  assert.deepEqual((await storedLines(lined.statementId)).map((row) => [row.amount, row.reference]), [
+    ['-25000', 'payout:77'],
+    ['120000', 'deposit:ord-9'],
+    ['-150', null],
+  ]);
+});
+
+test('with a type column, the columns may come in any order and reference and description may be left out', async () => {
+  const imported = await importStatement(db.pool, {
+    source: 'processor:stripe',
+    fileName: 'short.csv',
+    csv: csv('as_of,amount,account,type,currency,balance', '2026-05-01,,bank:kwd,balance,KWD,1.000', '2026-05-02,-0.250,bank:kwd,line,KWD,', '2026-05-03,,bank:kwd,balance,KWD,0.750'),
+  });
+  assert.deepEqual({ balances: imported.balances, lines: imported.lines }, { balances: 2, lines: 1 });
+  assert.deepEqual((await storedLines(imported.statementId)).map((row) => [row.line, row.amount, row.reference]), [[3, '-250', null]]);
+});
+
+test('every bad line of a statement with lines is named at once, and nothing is written', async () => {
+  await assertRefused(
+    csv(
+      linesHeader,
+      'balance,bank:usd,USD,2026-05-01,100.00,,,', // good: does not rescue the file
+      'credit,bank:usd,USD,2026-05-02,,1.00,,',
+      'line,bank:usd,USD,2026-05-02,5.00,1.00,a,',
+      'balance,bank:usd,USD,2026-05-02,1.00,2.00,b,',
+      'line,bank:usd,USD,2026-05-02,,0.00,,',
+      'line,bank:usd,USD,2026-05-02,,1.001,,',
+      'line,bank:usd,USD,2026-05-02,,,,',
+      'line,bank:usd,USD,2026-05-02,,1.00," padded",',
+      'line,bank:usd,USD,2026-05-02,,1.00,payout:1,',
+      'line,bank:usd,USD,2026-05-03,,2.00,payout:1,',
+      'line,bank:usd,USD,2026-05-01,,1.00,,on the opening balance’s moment',
+      'line,bank:usd,USD,2026-05-31,,1.00,,after the closing balance',
+      'line,bank:jpy,JPY,2026-05-02,,100,,an account without balances',
+      'line,bank:usd,USD,2026-05-02,,1.00,,"two\nlines"',
+      'balance,bank:usd,USD,2026-05-30,104.00,,,',
+    ),
+    [
+      'line 3: type "credit" is neither "balance" nor "line"',
+      'line 4: a line has no balance, got "5.00"',
+      'line 5: a balance row has no amount, got "2.00"',
+      'line 5: a balance row has no reference, got "b"',
+      'line 6: amount "0.00" is zero: a line moves money',
+      'line 7: amount "1.001" has more decimals than USD allows (2)',
+      'line 8: amount "" is not a decimal number',
+      'line 9: reference " padded" is not a transfer key',
+      'line 11: reference "payout:1" of account "bank:usd" is already on line 10',
+      'line 12: line at 2026-05-01T23:59:59.999Z is not after the first balance of account "bank:usd" (line 2, 2026-05-01T23:59:59.999Z)',
+      'line 13: line at 2026-05-31T23:59:59.999Z is after the last balance of account "bank:usd" (line 17, 2026-05-30T23:59:59.999Z)',
+      'line 14: account "bank:jpy" has lines but no balances',
+      'line 15: description "two\\nlines" must be one line of at most 1000 characters',
+    ],
+  );
+});
+
+test('reconciliation matches a statement’s lines with the ledger: lines it lacks or has for another amount, movements the statement lacks, a statement that does not add up', async () => {
+  await createAccount(db.pool, { key: 'lines:bank', currency: 'USD' });
+  await createAccount(db.pool, { key: 'lines:card', currency: 'USD' });
+  const move = (key: string, to: string, cents: bigint, effectiveAt: string) =>
+    postTransfer(db.pool, { key, legs: [cents > 0n ? { from: 'world:USD', to, amount: usd(cents) } : { from: to, to: 'world:USD', amount: usd(-cents) }], effectiveAt });
+  await move('lines:pay:1', 'lines:bank', 100_00n, '2026-05-03T10:00:00Z'); // on the statement by reference
+  await move('lines:pay:2', 'lines:bank', -30_00n, '2026-05-05T10:00:00Z'); // on the statement by reference
+  await move('lines:fee:1', 'lines:bank', -1_00n, '2026-05-06T10:00:00Z'); // on the statement without a reference: matched by amount
+  await move('lines:pay:3', 'lines:bank', 20_00n, '2026-05-07T10:00:00Z'); // not on the statement
+  await move('lines:pay:4', 'lines:bank', 5_00n, '2026-05-08T10:00:00Z'); // on the statement for 5.01
+  await move('lines:pay:5', 'lines:bank', 9_00n, '2026-06-02T10:00:00Z'); // after the statement's period: not its business
+  await move('lines:card:opening', 'lines:card', 10_00n, '2026-04-30T10:00:00Z');
+  await move('lines:card:x', 'lines:card', 5_00n, '2026-05-04T10:00:00Z');
+  await importStatement(db.pool, {
+    source: 'bank:acme',
+    fileName: 'acme-2026-05.csv',
+    csv: csv(
+      linesHeader,
+      'balance,lines:bank,USD,2026-05-01,0.00,,,opening',
+      'line,lines:bank,USD,2026-05-03T10:00:00Z,,100.00,lines:pay:1,',
+      'line,lines:bank,USD,2026-05-05T10:00:00Z,,-30.00,lines:pay:2,',
+      'balance,lines:bank,USD,2026-05-05,70.00,,,', // agrees with the lines before it
+      'line,lines:bank,USD,2026-05-06T10:00:00Z,,-1.00,,bank fee',
+      'line,lines:bank,USD,2026-05-08T10:00:00Z,,5.01,lines:pay:4,',
+      'line,lines:bank,USD,2026-05-09T10:00:00Z,,7.00,lines:pay:999,',
+      'line,lines:bank,USD,2026-05-09T12:00:00Z,,-2.00,,card fee',
+      'balance,lines:bank,USD,2026-05-10,79.01,,,closing',
+      'balance,lines:card,USD,2026-05-01,10.00,,,',
+      'line,lines:card,USD,2026-05-04T10:00:00Z,,5.00,lines:card:x,',
+      'balance,lines:card,USD,2026-05-10,16.00,,,', // 10.00 + 5.00 is not 16.00
+    ),
+  });
+
+  // by subject, so the order the checks run in does not matter
+  const ours = (findings: readonly Finding[]) =>
+    findings
+      .filter((finding) => finding.account?.startsWith('lines:'))
+      .sort((a, b) => (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0))
+      .map(({ severity, kind, subject, account, expected, actual, difference }) => ({ severity, kind, subject, account, expected, actual, difference }));
+
+  const strict = await reconcile(db.pool);
+  assert.deepEqual(ours(strict.findings), [
+    { severity: 'critical', kind: 'ledger_movement_not_on_statement', subject: 'ledger_movement_not_on_statement:lines:bank:lines:pay:3', account: 'lines:bank', expected: null, actual: 20_00n, difference: 20_00n },
+    // the balances are compared as before: the ledger's at each closing date
+    { severity: 'critical', kind: 'statement_difference', subject: 'statement:lines:bank', account: 'lines:bank', expected: 79_01n, actual: 94_00n, difference: 14_99n },
+    { severity: 'critical', kind: 'statement_difference', subject: 'statement:lines:card', account: 'lines:card', expected: 16_00n, actual: 15_00n, difference: -1_00n },
+    { severity: 'critical', kind: 'statement_line_differs', subject: 'statement_line_differs:lines:bank:lines:pay:4', account: 'lines:bank', expected: 5_01n, actual: 5_00n, difference: -1n },
+    {
+      severity: 'critical',
+      kind: 'statement_line_not_in_ledger',
+      subject: 'statement_line_not_in_ledger:lines:bank:2026-05-09T12:00:00.000Z:-200:9',
+      account: 'lines:bank',
+      expected: -2_00n,
+      actual: null,
+      difference: 2_00n,
+    },
+    { severity: 'critical', kind: 'statement_line_not_in_ledger', subject: 'statement_line_not_in_ledger:lines:bank:lines:pay:999', account: 'lines:bank', expected: 7_00n, actual: null, difference: -7_00n },
+    {
+      severity: 'critical',
+      kind: 'statement_lines_inconsistent',
+      subject: 'statement_lines_inconsistent:lines:card:2026-05-10T23:59:59.999Z',
+      account: 'lines:card',
+      expected: 16_00n,
+      actual: 15_00n,
+      difference: -1_00n,
+    },
+  ]);
+  const byKind = (kind: string) => strict.findings.filter((finding) => finding.kind === kind && finding.account?.startsWith('lines:'));
+  assert.match(byKind('statement_lines_inconsistent')[0]!.detail, /bank:acme \(statement \d+\) does not add up for lines:card: 1000 at 2026-05-01T23:59:59\.999Z \(line 11\) plus its 1 line up to 2026-05-10T23:59:59\.999Z \(500\) makes 1500, but its balance then is 1600 \(line 13/);
+  assert.match(byKind('ledger_movement_not_on_statement')[0]!.detail, /transfer lines:pay:3 moved 2000 USD \(minor units\) on lines:bank at 2026-05-07T10:00:00\.000Z/);
+  assert.match(byKind('statement_line_differs')[0]!.detail, /line 7 \(reference lines:pay:4\) says 501 USD .* transfer lines:pay:4 moved 500 on it in the ledger/);
+  assert.ok(strict.moneyAtRisk.some((risk) => risk.currency === 'USD' && risk.amount >= 1n + 7_00n + 2_00n + 20_00n + 1_00n));
+
+  // each new finding raised an alert of its severity, once
+  const { rows: alerts } = await db.pool.query(
+    `select severity, kind from ledgerbox.alerts where dedupe_key like 'reconciliation:%' and position(':lines:' in dedupe_key) > 0 order by kind, id`,
+  );
+  assert.deepEqual(alerts, [
+    { severity: 'critical', kind: 'reconciliation_ledger_movement_not_on_statement' },
+    { severity: 'critical', kind: 'reconciliation_statement_difference' },
+    { severity: 'critical', kind: 'reconciliation_statement_difference' },
+    { severity: 'critical', kind: 'reconciliation_statement_line_differs' },
+    { severity: 'critical', kind: 'reconciliation_statement_line_not_in_ledger' },
+    { severity: 'critical', kind: 'reconciliation_statement_line_not_in_ledger' },
+    { severity: 'critical', kind: 'reconciliation_statement_lines_inconsistent' },
+  ]);
+
+  // within the tolerance a difference is a warning; the same subjects persist
+  const tolerant = await reconcile(db.pool, { statementTolerance: 100 });
+  assert.deepEqual(
+    ours(tolerant.findings).map(({ severity, kind, difference }) => [severity, kind, difference]),
+    [
+      ['critical', 'ledger_movement_not_on_statement', 20_00n],
+      ['critical', 'statement_difference', 14_99n],
+      ['warning', 'statement_difference_within_tolerance', -1_00n],
+      ['warning', 'statement_line_differs', -1n],
+      ['critical', 'statement_line_not_in_ledger', 2_00n],
+      ['critical', 'statement_line_not_in_ledger', -7_00n],
+      ['warning', 'statement_lines_inconsistent', -1_00n],
+    ],
+  );
+  assert.ok(tolerant.comparison.persisting.some((finding) => finding.subject === 'statement_line_differs:lines:bank:lines:pay:4'));
+
+  // the report lists them like every other finding
+  const rendered = renderReport(tolerant);
+  for (const kind of ['statement_line_differs', 'statement_line_not_in_ledger', 'ledger_movement_not_on_statement', 'statement_lines_inconsistent']) {
+    assert.ok(rendered.text.includes(kind), `the text report names ${kind}`);
+    assert.ok(rendered.html.includes(kind), `the HTML report names ${kind}`);
+  }
+
+  // and so does `ledgerbox reconcile`, which exits 2 for them
+  const command = await cli('reconcile', '--no-report');
+  assert.equal(command.code, 2, command.stderr);
+  for (const kind of ['statement_line_differs', 'statement_line_not_in_ledger', 'ledger_movement_not_on_statement', 'statement_lines_inconsistent']) {
+    assert.ok(command.stdout.includes(kind), `the command lists ${kind}:\n${command.stdout}`);
+  }
+  assert.ok(command.stdout.includes('lines:pay:999'), 'the command shows the detail');
+
+  // a newer statement that agrees with the ledger line for line settles every one of them
+  await importStatement(db.pool, {
+    source: 'bank:acme',
+    fileName: 'acme-2026-05-corrected.csv',
+    csv: csv(
+      linesHeader,
+      'balance,lines:bank,USD,2026-05-01,0.00,,,',
+      'line,lines:bank,USD,2026-05-03T10:00:00Z,,100.00,lines:pay:1,',
+      'line,lines:bank,USD,2026-05-05T10:00:00Z,,-30.00,lines:pay:2,',
+      'line,lines:bank,USD,2026-05-06T10:00:00Z,,-1.00,,bank fee',
+      'line,lines:bank,USD,2026-05-07T10:00:00Z,,20.00,,',
+      'line,lines:bank,USD,2026-05-08T10:00:00Z,,5.00,lines:pay:4,',
+      'balance,lines:bank,USD,2026-05-10,94.00,,,',
+      'balance,lines:card,USD,2026-05-01,10.00,,,',
+      'line,lines:card,USD,2026-05-04T10:00:00Z,,5.00,lines:card:x,',
+      'balance,lines:card,USD,2026-05-10,15.00,,,',
+    ),
+  });
+  const settled = await reconcile(db.pool);
+  assert.deepEqual(ours(settled.findings), []);
+  assert.ok(settled.comparison.resolved.some((finding) => finding.subject === 'ledger_movement_not_on_statement:lines:bank:lines:pay:3'));
+});
+
 // The command line: the built `ledgerbox` (npm test builds first).
 
 interface Run {
@@ -375,4 +650,19 @@ test('`ledgerbox import-statement` exits 2 naming the bad lines of a bad file, 1
   assert.match(noFile.stderr, /missing required argument 'file'/);
 
   assert.deepEqual(await counts(), before, 'nothing written');
+});
+
+
+test('`ledgerbox import-statement FILE` imports a statement with lines and says how many of each; --help shows the format', async () => {
+  const file = join(directory, 'acme-lines.csv');
+  await writeFile(file, csv(linesHeader, 'balance,cli:three,USD,2026-04-01,0.00,,,', 'line,cli:three,USD,2026-04-02,,3.00,cli:ref,', 'balance,cli:three,USD,2026-04-30,3.00,,,'));
+  const run = await cli('import-statement', file);
+  assert.equal(run.code, 0, run.stderr);
+  const match = /^imported 2 balances and 1 line from (.+) \(statement (\d+)\)\n$/.exec(run.stdout);
+  assert.ok(match, run.stdout);
+  assert.deepEqual((await storedLines(match[2]!)).map((row) => [row.account, row.amount, row.reference]), [['cli:three', '300', 'cli:ref']]);
+
+  const help = await cli('import-statement', '--help');
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout.replace(/\s+/g, ' '), /type,account,currency,as_of,balance,amount,reference,description; type is balance or line/);
 });

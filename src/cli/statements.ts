@@ -5,11 +5,15 @@ import { InvalidInputError } from '../errors.js';
 import { importStatement } from '../reconcile/statements.js';
 import { exitCodes, runCommand, withPool } from './command.js';
 
-/** `ledgerbox import-statement FILE`: a bank's or processor's balances, for reconciliation to compare. */
+/** `ledgerbox import-statement FILE`: a bank's or processor's balances (and lines), for reconciliation to compare. */
 export function registerStatementCommands(program: Command, setExitCode: (code: number) => void): void {
   program
     .command('import-statement')
-    .description('import a statement CSV (account,currency,as_of,balance) from a bank or processor; every bad line is named and nothing is imported')
+    .description(
+      'import a statement CSV from a bank or processor: balances (account,currency,as_of,balance), or balances and ' +
+        'transaction lines (type,account,currency,as_of,balance,amount,reference,description; type is balance or line); ' +
+        'every bad line is named and nothing is imported',
+    )
     .argument('<file>', 'the CSV file')
     .option('--source <name>', "who issued the statement, named in reconciliation's findings (default: the file's name)")
     .action(async (file: string, options: { source?: string }) => {
@@ -27,7 +31,9 @@ export function registerStatementCommands(program: Command, setExitCode: (code: 
           const fileName = basename(file);
           await withPool(async (pool) => {
             const imported = await importStatement(pool, { csv, source: options.source ?? fileName, fileName });
-            process.stdout.write(`imported ${imported.balances} balance${imported.balances === 1 ? '' : 's'} from ${file} (statement ${imported.statementId})\n`);
+            const balances = `${imported.balances} balance${imported.balances === 1 ? '' : 's'}`;
+            const lines = imported.lines === 0 ? '' : ` and ${imported.lines} line${imported.lines === 1 ? '' : 's'}`;
+            process.stdout.write(`imported ${balances}${lines} from ${file} (statement ${imported.statementId})\n`);
           });
         }),
       );

@@ -4,6 +4,7 @@ import { inTransaction, type DatabaseHandle } from '../db/handle.js';
 import { InvalidInputError, LedgerboxError, describeValue } from '../errors.js';
 import { limits } from '../limits.js';
 import { toJobSpec } from './enqueue.js';
+import { insertBatchRun } from './batch-queries.js';
 import { addJobs, type JobSpec } from './outbox-queries.js';
 import { JobDefaults, checkPayload, isTaskDefinition, type TaskDefinition } from './tasks.js';
 
@@ -36,6 +37,13 @@ export interface FanOutOptions {
   priority?: number;
   /** Default: the task's, else graphile-worker's 25. */
   maxAttempts?: number;
+  /**
+   * Names the jobs as one batch run (`statements:2026-11-21`): once every one of them has
+   * completed or failed for good, `summariseBatches` (every minute on the worker) records what
+   * moved meanwhile, per currency, and how many jobs and workflows completed or failed, as an
+   * info alert and on the `ledgerbox.batch_runs` row. 1 to 200 characters. Default: no batch.
+   */
+  batch?: string;
 }
 
 export interface FanOutResult {
@@ -45,6 +53,8 @@ export interface FanOutResult {
   firstRunAt: Date;
   /** The run time of the last job: before `startAt + spreadOver_ms` when that is more than 0. */
   lastRunAt: Date;
+  /** With `batch`: the batch run's id (`ledgerbox.batch_runs.id`, a bigint as a string). */
+  batchId?: string;
 }
 
 const Ids = size(array(), 1, limits.fan_out_ids_max);
@@ -54,6 +64,10 @@ const Id = refine(string(), 'entity id', (id) =>
     : `an id is 1 to ${limits.key_length_max} characters, got ${describeValue(id)} (${id.length} characters)`,
 );
 
+const BatchName = refine(size(string(), 1, limits.key_length_max), 'batch name', (name) =>
+  name.trim() === name && !/[\u0000-\u001f]/.test(name) ? true : `a batch name must not start or end with spaces or contain control characters, got ${describeValue(name)}`,
+);
+
 const Options = assign(
   JobDefaults,
   object({
@@ -61,6 +75,7 @@ const Options = assign(
     startAt: optional(Timestamp),
     queueConcurrency: optional(size(integer(), 1, limits.fan_out_queues_max)),
     jobKeyPrefix: optional(size(string(), 1, limits.key_length_max - 1)),
+    batch: optional(BatchName),
   }),
 );
 
@@ -81,16 +96,19 @@ export async function fanOut<Payload>(
   options: FanOutOptions = {},
 ): Promise<FanOutResult> {
   const specs = checkedJobs(task, ids, toPayload, options);
-  const batches = Math.ceil(specs.length / limits.enqueue_batch_max);
-  const written = await inTransaction(db, async (db) => {
-    let count = 0;
-    for (let batch = 0; batch < batches; batch++) {
-      const start = batch * limits.enqueue_batch_max;
-      count += (await addJobs(db, specs.slice(start, start + limits.enqueue_batch_max), 'replace')).length;
+  const batchName = options.batch; // checked by checkedJobs
+  const inserts = Math.ceil(specs.length / limits.enqueue_batch_max);
+  const { written, batchId } = await inTransaction(db, async (db) => {
+    const jobIds: string[] = [];
+    for (let insert = 0; insert < inserts; insert++) {
+      const start = insert * limits.enqueue_batch_max;
+      jobIds.push(...(await addJobs(db, specs.slice(start, start + limits.enqueue_batch_max), 'replace')));
     }
-    return count;
+    // recorded with the jobs, so a batch exists exactly when its jobs do
+    const batchId = batchName === undefined ? undefined : await insertBatchRun(db, { name: batchName, task: task.name, jobIds });
+    return { written: jobIds.length, batchId };
   });
-  return { jobs: written, firstRunAt: specs[0]!.runAt!, lastRunAt: specs[specs.length - 1]!.runAt! };
+  return { jobs: written, firstRunAt: specs[0]!.runAt!, lastRunAt: specs[specs.length - 1]!.runAt!, ...(batchId === undefined ? {} : { batchId }) };
 }
 
 /**

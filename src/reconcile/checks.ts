@@ -9,6 +9,7 @@ import {
   fingerprintPrime,
   type ExpectedBalanceRow,
 } from './reconcile-queries.js';
+import { statementLineFindings } from './statement-checks.js';
 import type { Finding } from './types.js';
 
 /**
@@ -201,6 +202,8 @@ export async function checkFindings(
       detail: `${statement.source} says ${statement.account} held ${statement.statement_balance} ${statement.currency} (minor units) at ${statement.as_of.toISOString()}; the ledger says ${ledger}${statement.ledger_balance === null ? ' (no such account)' : ''}`,
     });
   }
+
+  findings.push(...(await statementLineFindings(db, { asOf: input.asOf, statementTolerance: input.statementTolerance })));
 
   return findings;
 }

@@ -17,7 +17,12 @@ export type FindingKind =
   | 'failed_and_compensated'
   | 'failed_job'
   | 'clearing_not_zero'
-  | 'statement_difference_within_tolerance';
+  | 'statement_difference_within_tolerance'
+  // statement lines: critical beyond the statement tolerance, warning within it
+  | 'statement_lines_inconsistent'
+  | 'statement_line_not_in_ledger'
+  | 'statement_line_differs'
+  | 'ledger_movement_not_on_statement';
 
 export interface Finding {
   severity: Severity;

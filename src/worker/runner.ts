@@ -15,6 +15,7 @@ import { InvalidInputError, LedgerboxError } from '../errors.js';
 import { limits } from '../limits.js';
 import { expireHolds } from '../ledger/holds.js';
 import { defaultLogger, workerLoggerFor, type Logger } from '../logger.js';
+import { summariseBatches } from '../outbox/batches.js';
 import { defineTask } from '../outbox/tasks.js';
 import type { WorkflowDefinition } from '../workflows/definition.js';
 import { exchangeWorkflow } from '../workflows/exchange/exchange.js';
@@ -85,7 +86,10 @@ export interface RunningWorker {
 /** Voids holds past their expiry, every minute. */
 export const expireHoldsTask = defineTask('ledgerbox:expire_holds', object({ _cron: optional(object()) }));
 
-const ledgerboxCrontab = [`* * * * * ${expireHoldsTask.name}`, `* * * * * ${deliverAlertsTask.name}`].join('\n');
+/** Summarises the batch runs (named fan-outs) whose jobs have all finished, every minute. */
+export const summariseBatchesTask = defineTask('ledgerbox:summarise_batches', object({ _cron: optional(object()) }));
+
+const ledgerboxCrontab = [`* * * * * ${expireHoldsTask.name}`, `* * * * * ${deliverAlertsTask.name}`, `* * * * * ${summariseBatchesTask.name}`].join('\n');
 
 /**
  * Starts the job runner in this process: ledgerbox's workflow steps and scheduled tasks, and
@@ -168,6 +172,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   taskList[expireHoldsTask.name] = async () => {
     const voided = await expireHolds(pool);
     if (voided.length > 0) logger.info({ voided: voided.length }, 'expired holds voided');
+  };
+  taskList[summariseBatchesTask.name] = async () => {
+    for (const summary of await summariseBatches(pool)) {
+      logger.info({ batchId: summary.batchId, batch: summary.name, completed: summary.completed, failed: summary.failed }, 'batch run summarised');
+    }
   };
   taskList[deliverAlertsTask.name] = async () => {
     const delivered = await deliverAlerts(pool, alertDelivery);

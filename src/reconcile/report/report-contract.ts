@@ -11,6 +11,11 @@ export const findingKinds = [
   'forbidden_overdraft',
   'failed_not_compensated',
   'statement_difference',
+  // statement lines: critical beyond the tolerance, warning within it
+  'statement_lines_inconsistent',
+  'statement_line_not_in_ledger',
+  'statement_line_differs',
+  'ledger_movement_not_on_statement',
   'money_in_limbo',
   'stuck_workflow',
   'failed_and_compensated',
