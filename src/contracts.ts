@@ -37,11 +37,22 @@ export function validate<T, S>(struct: Struct<T, S>, value: unknown, name: strin
   }
 }
 
+/**
+ * A UTF-16 surrogate without its partner: node-postgres would send it as U+FFFD, so two
+ * different keys would become the same row, and jsonb refuses it outright.
+ */
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** True when PostgreSQL stores `text` exactly as given: no NUL (text and jsonb refuse it), no lone surrogate. */
+export function isStorableText(text: string): boolean {
+  return !text.includes('\u0000') && !loneSurrogate.test(text);
+}
+
 const trimmedText = (label: string, maxLength: number) =>
   refine(size(string(), 1, maxLength), label, (value) =>
-    value.trim() === value && !/[\u0000-\u001f]/.test(value)
+    value.trim() === value && !/[\u0000-\u001f]/.test(value) && isStorableText(value)
       ? true
-      : `${label} must not start or end with spaces or contain control characters, got ${describeValue(value)}`,
+      : `${label} must not start or end with spaces or contain control characters or unpaired surrogates, got ${describeValue(value)}`,
   );
 
 /** The host's stable name for an account, e.g. `customer:42:wallet:USD`. */
@@ -86,7 +97,22 @@ function checkMetadata(value: unknown): true | string | false {
   if (bytes > limits.metadata_bytes_max) {
     return `metadata must serialize to at most ${limits.metadata_bytes_max} bytes, got ${bytes}`;
   }
+  const unstorable = unstorableString(value);
+  if (unstorable !== undefined) {
+    return `metadata must not hold NUL characters or unpaired surrogates (jsonb cannot store them), got ${describeValue(unstorable)}`;
+  }
   return true;
+}
+
+/** The first key or string value PostgreSQL cannot store, in a value already bounded by size. */
+function unstorableString(value: unknown): string | undefined {
+  if (typeof value === 'string') return isStorableText(value) ? undefined : value;
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    const found = isStorableText(key) ? unstorableString(inner) : key;
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 const isoTimestamp = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(:(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
