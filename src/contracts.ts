@@ -48,6 +48,11 @@ export function isStorableText(text: string): boolean {
   return !text.includes('\u0000') && !loneSurrogate.test(text);
 }
 
+/** A string PostgreSQL stores exactly as given (see isStorableText), for job keys, reasons and filters. */
+export const StorableText = refine(string(), 'storable text', (value) =>
+  isStorableText(value) ? true : `must not contain NUL characters or unpaired surrogates (PostgreSQL cannot store them exactly), got ${describeValue(value)}`,
+);
+
 const trimmedText = (label: string, maxLength: number) =>
   refine(size(string(), 1, maxLength), label, (value) =>
     value.trim() === value && !/[\u0000-\u001f]/.test(value) && isStorableText(value)
