@@ -27,14 +27,24 @@ export function validate<T, S>(struct: Struct<T, S>, value: unknown, name: strin
     const failure = error.failures()[0] ?? error;
     const path = [name, ...failure.path];
     const where = path.join('.');
+    const shown = secretTypes.has(failure.type) ? '(not shown: it is a credential)' : failure.value;
     // superstruct's own messages ("Expected a string, but received: 42") are replaced by ours;
     // a refinement or define() that returned a reason is specific, so it is kept.
     const generic = failure.refinement === undefined && failure.message.startsWith('Expected');
     const message = generic
-      ? `Expected \`${where}\` to be ${failure.type}, got ${describeValue(failure.value)}`
+      ? `Expected \`${where}\` to be ${failure.type}, got ${describeValue(shown)}`
       : `Invalid \`${where}\`: ${failure.message}`;
-    throw new InvalidInputError(message, path, failure.value);
+    throw new InvalidInputError(message, path, shown);
   }
+}
+
+/** The types of structs whose values are credentials: a refusal names the field, never the value. */
+const secretTypes = new Set<string>();
+
+/** Marks a struct's values as credentials (a webhook URL is its own secret), for validate. */
+export function secretValue<T, S>(struct: Struct<T, S>): Struct<T, S> {
+  secretTypes.add(struct.type);
+  return struct;
 }
 
 /**

@@ -26,10 +26,14 @@ export async function resolveDatabase(options: { log?: (line: string) => void } 
   };
 }
 
-function redact(url: string): string {
+/** A connection string for humans: the password hidden, in the user part or in the query (`?password=`). @internal */
+export function redact(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    for (const name of [...parsed.searchParams.keys()]) {
+      if (/pass|secret|key/i.test(name)) parsed.searchParams.set(name, '***');
+    }
     return parsed.toString();
   } catch {
     return '(unparseable URL)';
