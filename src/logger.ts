@@ -1,5 +1,6 @@
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { Logger as WorkerLogger } from 'graphile-worker';
+import { InvalidInputError, describeValue } from './errors.js';
 
 export type { Logger };
 
@@ -20,7 +21,15 @@ export const redactedLogFields: NonNullable<LoggerOptions['redact']> = {
  * LEDGERBOX_LOG_LEVEL (default `silent`) turns it up. `destination` is for tests.
  */
 export function defaultLogger(destination?: DestinationStream): Logger {
-  const options: LoggerOptions = { name: 'ledgerbox', level: process.env.LEDGERBOX_LOG_LEVEL ?? 'silent', redact: redactedLogFields };
+  const level = process.env.LEDGERBOX_LOG_LEVEL ?? 'silent';
+  if (!Object.hasOwn(pino.levels.values, level) && level !== 'silent') {
+    throw new InvalidInputError(
+      `Invalid LEDGERBOX_LOG_LEVEL: expected one of silent, ${Object.keys(pino.levels.values).join(', ')}, got ${describeValue(level)}`,
+      ['LEDGERBOX_LOG_LEVEL'],
+      level,
+    );
+  }
+  const options: LoggerOptions = { name: 'ledgerbox', level, redact: redactedLogFields };
   return destination === undefined ? pino(options) : pino(options, destination);
 }
 

@@ -91,7 +91,7 @@ test('a statement with one broken line is refused whole, with an error naming th
       assert.ok(message.includes(broken.what), `the refusal names the ${broken.what}: ${message}`);
       assert.match(message, /nothing imported/);
     }),
-    fuzzParameters(600),
+    fuzzParameters(400),
   );
   assert.deepEqual(await imported(), before, 'nothing was imported');
 });
@@ -119,7 +119,7 @@ test('a statement file whose shape is wrong is refused with a clear reason and n
       assert.ok(isLedgerboxError(refusal, 'invalid_input'), `expected invalid_input for ${JSON.stringify(csv.slice(0, 120))}, got ${String(refusal)}`);
       assert.match((refusal as Error).message, /shape\.csv refused, nothing imported/);
     }),
-    fuzzParameters(300),
+    fuzzParameters(200),
   );
   assert.deepEqual(await imported(), before, 'nothing was imported');
 });
@@ -139,6 +139,6 @@ test('every valid statement, hostile account keys included, imports every balanc
         distinct.map((row) => [row.account, row.currency, row.minor]),
       );
     }),
-    fuzzParameters(200),
+    fuzzParameters(120),
   );
 });

@@ -107,14 +107,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     );
   }
   // a malformed webhook URL is refused at start, not found at the first alert
-  const alertDelivery = validate(
-    DeliveryOptions,
+  const alertDelivery = namingVariables(
+    () =>
+      validate(
+        DeliveryOptions,
+        {
+          oncallWebhookUrl: options.oncallWebhookUrl ?? fromEnvironment('LEDGERBOX_ONCALL_WEBHOOK_URL'),
+          opsWebhookUrl: options.opsWebhookUrl ?? fromEnvironment('LEDGERBOX_OPS_WEBHOOK_URL'),
+          logger: logger.child({ component: 'alerts' }),
+        },
+        'options',
+      ),
     {
-      oncallWebhookUrl: options.oncallWebhookUrl ?? fromEnvironment('LEDGERBOX_ONCALL_WEBHOOK_URL'),
-      opsWebhookUrl: options.opsWebhookUrl ?? fromEnvironment('LEDGERBOX_OPS_WEBHOOK_URL'),
-      logger: logger.child({ component: 'alerts' }),
+      oncallWebhookUrl: options.oncallWebhookUrl === undefined ? 'LEDGERBOX_ONCALL_WEBHOOK_URL' : undefined,
+      opsWebhookUrl: options.opsWebhookUrl === undefined ? 'LEDGERBOX_OPS_WEBHOOK_URL' : undefined,
     },
-    'options',
   );
   const concurrency = options.concurrency ?? 4;
   const ownPool = options.pgPool === undefined;
@@ -243,6 +250,18 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     promise: finished,
     stop: () => (stopping ??= runner.stop().then(() => finished)),
   };
+}
+
+/** A refusal of an option that came from the environment names the variable, so the operator knows what to fix. */
+function namingVariables<T>(check: () => T, variables: Record<string, string | undefined>): T {
+  try {
+    return check();
+  } catch (error) {
+    const variable = error instanceof InvalidInputError ? variables[String(error.path[1])] : undefined;
+    if (variable === undefined) throw error;
+    const refused = error as InvalidInputError;
+    throw new InvalidInputError(`${refused.message} (read from ${variable})`, [variable], refused.value);
+  }
 }
 
 /** An unset or empty variable is no URL (`.env` files often leave them empty). */
