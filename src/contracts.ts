@@ -23,6 +23,9 @@ export function validate<T, S>(struct: Struct<T, S>, value: unknown, name: strin
   try {
     return create(value, struct);
   } catch (error) {
+    if (isUnprintable(error)) {
+      throw new InvalidInputError(`Invalid \`${name}\`: it holds an object without a prototype (Object.create(null)) where a plain value belongs, got ${describeValue(value)}`, [name], value);
+    }
     if (!(error instanceof StructError)) throw error;
     const failure = error.failures()[0] ?? error;
     const path = [name, ...failure.path];
@@ -36,6 +39,14 @@ export function validate<T, S>(struct: Struct<T, S>, value: unknown, name: strin
       : `Invalid \`${where}\`: ${failure.message}`;
     throw new InvalidInputError(message, path, shown);
   }
+}
+
+/**
+ * superstruct writes a refused value into its message with a template string, which throws for
+ * an object without a prototype: that is bad input too, not a crash.
+ */
+function isUnprintable(error: unknown): boolean {
+  return error instanceof TypeError && error.message === 'Cannot convert object to primitive value' && /superstruct/.test(error.stack ?? '');
 }
 
 /** The types of structs whose values are credentials: a refusal names the field, never the value. */

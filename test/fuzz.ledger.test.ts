@@ -164,7 +164,7 @@ const badTransfer: fc.Arbitrary<Case> = fc.oneof(
 );
 
 test('postTransfer refuses every malformed, unknown, mismatched, overdrawn or conflicting transfer with its code, and writes nothing', async () => {
-  await assertAllRefused(badTransfer, 2_000);
+  await assertAllRefused(badTransfer, 1_500);
 });
 
 test('postTransfer stores every valid transfer exactly (hostile keys and metadata included), replays it by key, and the ledger stays balanced', async () => {
@@ -187,7 +187,7 @@ test('postTransfer stores every valid transfer exactly (hostile keys and metadat
       assert.deepEqual(read.metadata, expectedMetadata);
       posted.add(transfer.id);
     }),
-    fuzzParameters(200),
+    fuzzParameters(120),
   );
   assert.ok(posted.size >= 1);
   await assertLedgerInvariants(db.pool);
@@ -215,7 +215,7 @@ test('postTransfers is all or nothing: a batch with one bad transfer, or a key t
   const malformed = fc.oneof(notAString, fc.constant([]), fc.constant(Array.from({ length: 1_001 }, (_, index) => ({ key: `x${index}`, legs: [{ from: 'ann:USD', to: 'ben:USD', amount: usd(1n) }] })))).map(
     (transfers): Case => ({ what: 'not a batch', code: 'invalid_input', attempt: () => postTransfers(db.pool, transfers as unknown as TransferInput[]) }),
   );
-  await assertAllRefused(fc.oneof(batch, malformed), 600);
+  await assertAllRefused(fc.oneof(batch, malformed), 300);
 });
 
 test('holds: malformed, unknown, exceeded, resolved and conflicting requests are refused with their codes and write nothing', async () => {

@@ -58,11 +58,12 @@ const breakRow: fc.Arbitrary<{ what: string; apply: (row: Row) => string }> = fc
     .map((balance) => ({ what: 'balance', apply: (row: Row) => line({ ...row, balance }) })),
   fc.constant({ what: 'more decimals', apply: (row: Row) => line({ ...row, account: 'bank:JPY', currency: 'JPY', balance: '10.5' }) }),
   fc.bigInt({ min: 2n ** 63n, max: 2n ** 80n }).map((huge) => ({ what: 'beyond what a PostgreSQL bigint holds', apply: (row: Row) => line({ ...row, account: 'bank:JPY', currency: 'JPY', balance: String(huge) }) })),
-  fc.integer({ min: 1, max: 3 }).map((missing) => ({ what: 'fields', apply: (row: Row) => line(row).split(',').slice(0, 4 - missing).join(',') })),
+  fc.integer({ min: 1, max: 3 }).map((missing) => ({ what: 'fields', apply: (row: Row) => fieldsOf(row).slice(0, 4 - missing).join(',') })),
   fc.constant({ what: 'fields', apply: (row: Row) => `${line(row)},extra` }),
 );
 
-const line = (row: Row) => [row.account, row.currency, row.as_of, row.balance].map(csvField).join(',');
+const fieldsOf = (row: Row) => [row.account, row.currency, row.as_of, row.balance].map(csvField);
+const line = (row: Row) => fieldsOf(row).join(',');
 const header = 'account,currency,as_of,balance';
 
 async function imported(): Promise<{ statements: number; balances: number }> {
@@ -91,7 +92,7 @@ test('a statement with one broken line is refused whole, with an error naming th
       assert.ok(message.includes(broken.what), `the refusal names the ${broken.what}: ${message}`);
       assert.match(message, /nothing imported/);
     }),
-    fuzzParameters(400),
+    fuzzParameters(300),
   );
   assert.deepEqual(await imported(), before, 'nothing was imported');
 });

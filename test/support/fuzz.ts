@@ -90,6 +90,7 @@ export const notAString = fc.oneof(
   fc.array(fc.string(), { maxLength: 3 }),
   fc.object({ maxDepth: 1, maxKeys: 3 }),
   fc.constant(Symbol('not a string')),
+  fc.constant(null).map(() => Object.assign(Object.create(null) as object, { note: 'no prototype' })),
   fc.date(),
 );
 
