@@ -52,8 +52,12 @@ function isUnprintable(error: unknown): boolean {
 /** The types of structs whose values are credentials: a refusal names the field, never the value. */
 const secretTypes = new Set<string>();
 
-/** Marks a struct's values as credentials (a webhook URL is its own secret), for validate. */
+/**
+ * Marks a struct's values as credentials (a webhook URL is its own secret), for validate. The
+ * mark is by the struct's type name, so it must be a name of its own (a define()), never `string`.
+ */
 export function secretValue<T, S>(struct: Struct<T, S>): Struct<T, S> {
+  if (['string', 'object', 'any', 'unknown'].includes(struct.type)) throw new Error(`secretValue needs a struct with a name of its own, got ${struct.type}`);
   secretTypes.add(struct.type);
   return struct;
 }

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { isLedgerboxError, startWorker } from '../src/index.ts';
+import { defineTask, deliverAlerts, isLedgerboxError, migrate, startWorker, type ErrorCode } from '../src/index.ts';
+import { object } from 'superstruct';
 import { resolveDatabase } from '../src/db/connection.ts';
 import { defaultLogger } from '../src/logger.ts';
 import { deliverReport, reportDeliveryFromEnv } from '../src/reconcile/report/index.ts';
@@ -136,4 +137,60 @@ test('a malformed DATABASE_URL, LEDGERBOX_EMBEDDED_PORT or LEDGERBOX_LOG_LEVEL i
     }),
     fuzzParameters(400),
   );
+});
+
+test('startWorker, migrate and deliverAlerts refuse malformed options with their code before they connect or start anything', async () => {
+  const before = await databaseSnapshot(db.pool);
+  const { logger } = capturingLogger();
+  const badNumber = fc.oneof(fc.integer({ max: 0 }), fc.double({ noInteger: true }), fc.constantFrom(2 ** 31, Number.NaN, Infinity), anyText, fc.constant(null));
+  const task = defineTask('config.fuzz', object({}));
+  const cases: fc.Arbitrary<{ what: string; code: ErrorCode; attempt: () => Promise<unknown> }> = fc.oneof(
+    fc.tuple(fc.constantFrom('concurrency', 'pollInterval_ms', 'heartbeat_ms', 'staleWorkerAfter_ms', 'providerTimeout_ms'), badNumber).map(([option, value]) => ({
+      what: `startWorker with ${option} ${fc.stringify(value)}`,
+      code: 'invalid_input' as const,
+      attempt: () => startWorker({ connectionString: db.connectionString, logger, noHandleSignals: true, [option]: value }),
+    })),
+    fc.oneof(fc.integer({ max: -1 }), fc.double({ noInteger: true }), anyText).map((value) => ({
+      what: `startWorker with compensationDelay_ms ${fc.stringify(value)}`,
+      code: 'invalid_input' as const,
+      attempt: () => startWorker({ connectionString: db.connectionString, logger, noHandleSignals: true, compensationDelay_ms: value as number }),
+    })),
+    fc.tuple(fc.constantFrom('base_ms', 'max_ms'), badNumber).map(([field, value]) => ({
+      what: `startWorker with retry.${field} ${fc.stringify(value)}`,
+      code: 'invalid_input' as const,
+      attempt: () => startWorker({ connectionString: db.connectionString, logger, noHandleSignals: true, retry: { [field]: value } }),
+    })),
+    anyText
+      .filter((text) => text.trim() !== '' && !text.trim().startsWith('#'))
+      .map((crontab) => ({ what: `startWorker with crontab ${fc.stringify(crontab)}`, code: 'invalid_input' as const, attempt: () => startWorker({ connectionString: db.connectionString, logger, noHandleSignals: true, crontab: `* * * * * ${crontab}\n${crontab} task` }) })),
+    fc.oneof(fc.constant({ task: {}, handler: async () => undefined }), fc.constant({ task, handler: 'not a function' }), fc.constant(null), anyText).map((hostTask) => ({
+      what: `startWorker with the host task ${fc.stringify(hostTask)}`,
+      code: 'unknown_task' as const,
+      attempt: () => startWorker({ connectionString: db.connectionString, logger, noHandleSignals: true, tasks: [hostTask as never] }),
+    })),
+    fc.oneof(fc.integer(), fc.constant(''), fc.object()).map((connectionString) => ({
+      what: `migrate and startWorker with the connection string ${fc.stringify(connectionString)}`,
+      code: 'invalid_input' as const,
+      attempt: async () => {
+        await assert.rejects(startWorker({ connectionString: connectionString as never, logger, noHandleSignals: true }), { code: 'invalid_input' });
+        return migrate({ connectionString: connectionString as never, logger });
+      },
+    })),
+    fc.oneof(anyText, fc.object(), fc.integer()).map((pgPool) => ({ what: `migrate with the pool ${fc.stringify(pgPool)}`, code: 'invalid_input' as const, attempt: () => migrate({ pgPool: pgPool as never, logger }) })),
+    fc.oneof(
+      fc.record({ limit: fc.oneof(fc.integer({ max: 0 }), fc.integer({ min: 1_001 }), anyText) }),
+      fc.record({ webhookTimeout_ms: fc.oneof(fc.integer({ max: 0 }), fc.integer({ min: 60_001 }), fc.double({ noInteger: true })) }),
+    ).map((options) => ({ what: `deliverAlerts with ${fc.stringify(options)}`, code: 'invalid_input' as const, attempt: () => deliverAlerts(db.pool, { logger, ...options } as never) })),
+    fc.oneof(fc.constant({}), fc.constant(null), anyText).map((bad) => ({ what: `deliverAlerts with the logger ${fc.stringify(bad)}`, code: 'invalid_input' as const, attempt: () => deliverAlerts(db.pool, { logger: bad as never }) })),
+  );
+  await fc.assert(
+    fc.asyncProperty(cases.map((found) => Object.assign(found, { [fc.toStringMethod]: () => found.what })), async ({ what, code, attempt }) => {
+      const error = await refusal(attempt);
+      assert.ok(isLedgerboxError(error, code), `${what}: expected ${code}, got ${error.stack}`);
+    }),
+    fuzzParameters(400),
+  );
+  assert.deepEqual(await databaseSnapshot(db.pool), before, 'nothing started wrote anything');
+  const { rows } = await db.pool.query(`select count(*)::int as n from ledgerbox.workers`);
+  assert.equal(rows[0].n, 0);
 });
