@@ -23,25 +23,66 @@ export function validate<T, S>(struct: Struct<T, S>, value: unknown, name: strin
   try {
     return create(value, struct);
   } catch (error) {
+    if (isUnprintable(error)) {
+      throw new InvalidInputError(`Invalid \`${name}\`: it holds an object without a prototype (Object.create(null)) where a plain value belongs, got ${describeValue(value)}`, [name], value);
+    }
     if (!(error instanceof StructError)) throw error;
     const failure = error.failures()[0] ?? error;
     const path = [name, ...failure.path];
     const where = path.join('.');
+    const shown = secretTypes.has(failure.type) ? '(not shown: it is a credential)' : failure.value;
     // superstruct's own messages ("Expected a string, but received: 42") are replaced by ours;
     // a refinement or define() that returned a reason is specific, so it is kept.
     const generic = failure.refinement === undefined && failure.message.startsWith('Expected');
     const message = generic
-      ? `Expected \`${where}\` to be ${failure.type}, got ${describeValue(failure.value)}`
+      ? `Expected \`${where}\` to be ${failure.type}, got ${describeValue(shown)}`
       : `Invalid \`${where}\`: ${failure.message}`;
-    throw new InvalidInputError(message, path, failure.value);
+    throw new InvalidInputError(message, path, shown);
   }
 }
 
+/**
+ * superstruct writes a refused value into its message with a template string, which throws for
+ * an object without a prototype: that is bad input too, not a crash.
+ */
+function isUnprintable(error: unknown): boolean {
+  return error instanceof TypeError && error.message === 'Cannot convert object to primitive value' && /superstruct/.test(error.stack ?? '');
+}
+
+/** The types of structs whose values are credentials: a refusal names the field, never the value. */
+const secretTypes = new Set<string>();
+
+/**
+ * Marks a struct's values as credentials (a webhook URL is its own secret), for validate. The
+ * mark is by the struct's type name, so it must be a name of its own (a define()), never `string`.
+ */
+export function secretValue<T, S>(struct: Struct<T, S>): Struct<T, S> {
+  if (['string', 'object', 'any', 'unknown'].includes(struct.type)) throw new Error(`secretValue needs a struct with a name of its own, got ${struct.type}`);
+  secretTypes.add(struct.type);
+  return struct;
+}
+
+/**
+ * A UTF-16 surrogate without its partner: node-postgres would send it as U+FFFD, so two
+ * different keys would become the same row, and jsonb refuses it outright.
+ */
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** True when PostgreSQL stores `text` exactly as given: no NUL (text and jsonb refuse it), no lone surrogate. */
+export function isStorableText(text: string): boolean {
+  return !text.includes('\u0000') && !loneSurrogate.test(text);
+}
+
+/** A string PostgreSQL stores exactly as given (see isStorableText), for job keys, reasons and filters. */
+export const StorableText = refine(string(), 'storable text', (value) =>
+  isStorableText(value) ? true : `must not contain NUL characters or unpaired surrogates (PostgreSQL cannot store them exactly), got ${describeValue(value)}`,
+);
+
 const trimmedText = (label: string, maxLength: number) =>
   refine(size(string(), 1, maxLength), label, (value) =>
-    value.trim() === value && !/[\u0000-\u001f]/.test(value)
+    value.trim() === value && !/[\u0000-\u001f]/.test(value) && isStorableText(value)
       ? true
-      : `${label} must not start or end with spaces or contain control characters, got ${describeValue(value)}`,
+      : `${label} must not start or end with spaces or contain control characters or unpaired surrogates, got ${describeValue(value)}`,
   );
 
 /** The host's stable name for an account, e.g. `customer:42:wallet:USD`. */
@@ -86,7 +127,22 @@ function checkMetadata(value: unknown): true | string | false {
   if (bytes > limits.metadata_bytes_max) {
     return `metadata must serialize to at most ${limits.metadata_bytes_max} bytes, got ${bytes}`;
   }
+  const unstorable = unstorableString(value);
+  if (unstorable !== undefined) {
+    return `metadata must not hold NUL characters or unpaired surrogates (jsonb cannot store them), got ${describeValue(unstorable)}`;
+  }
   return true;
+}
+
+/** The first key or string value PostgreSQL cannot store, in a value already bounded by size. */
+function unstorableString(value: unknown): string | undefined {
+  if (typeof value === 'string') return isStorableText(value) ? undefined : value;
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    const found = isStorableText(key) ? unstorableString(inner) : key;
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 const isoTimestamp = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(:(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;

@@ -1,5 +1,5 @@
 import { defaulted, define, enums, integer, object, optional, pattern, refine, size, string } from 'superstruct';
-import { Metadata, Uuid } from '../contracts.js';
+import { Metadata, Uuid, isStorableText, secretValue } from '../contracts.js';
 import { describeValue } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { alertLimits } from './alert-limits.js';
@@ -8,12 +8,12 @@ import { alertLimits } from './alert-limits.js';
 
 const nonBlank = (label: string, length_max: number) =>
   refine(size(string(), 1, length_max), label, (value) =>
-    value.trim() === '' ? `${label} must not be blank` : !value.includes('\u0000') ? true : `${label} must not contain NUL characters`,
+    value.trim() === '' ? `${label} must not be blank` : isStorableText(value) ? true : `${label} must not contain NUL characters or unpaired surrogates`,
   );
 
 const trimmedName = (label: string, length_max: number) =>
   refine(size(string(), 1, length_max), label, (value) =>
-    value.trim() === value && !/[\u0000-\u001f]/.test(value)
+    value.trim() === value && !/[\u0000-\u001f]/.test(value) && isStorableText(value)
       ? true
       : `${label} must not start or end with spaces or contain control characters, got ${describeValue(value)}`,
   );
@@ -32,7 +32,7 @@ export const AlertInput = object({
 });
 
 /** An http(s) URL. The reason never repeats the URL: a webhook's URL is its credential. */
-export const WebhookUrl = define<string>('an http(s) URL', (value) => {
+export const WebhookUrl = secretValue(define<string>('an http(s) URL', (value) => {
   if (typeof value !== 'string') return `expected an http(s) URL, got ${typeof value}`;
   try {
     const protocol = new URL(value).protocol;
@@ -40,7 +40,7 @@ export const WebhookUrl = define<string>('an http(s) URL', (value) => {
   } catch {
     return 'expected an http(s) URL, got a string that is not a URL';
   }
-});
+}));
 
 const LoggerStruct = define<Logger>('a pino logger', (value) =>
   typeof value === 'object' && value !== null && ['info', 'warn', 'error', 'debug'].every((level) => typeof (value as Record<string, unknown>)[level] === 'function'),

@@ -24,11 +24,28 @@ export async function postWebhook(url: string, message: SlackMessage, timeout_ms
     // read to the end, so the connection can be reused; bounded by the same signal
     const answer = await response.text();
     if (response.ok) return { ok: true };
-    return { ok: false, status: response.status, reason: `HTTP ${response.status}: ${answer.slice(0, answerLength_max)}` };
+    return { ok: false, status: response.status, reason: withoutUrl(`HTTP ${response.status}: ${answer.slice(0, answerLength_max)}`, url) };
   } catch (error) {
     if (signal.aborted) return { ok: false, status: null, reason: `no answer within ${timeout_ms} ms` };
     const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
     const detail = cause?.code ?? cause?.message;
-    return { ok: false, status: null, reason: `${(error as Error).message}${detail === undefined ? '' : ` (${String(detail)})`}` };
+    // fetch's own messages quote the URL (for one with credentials, say): the reason is logged
+    // and stored, so the URL is cut out of it
+    return { ok: false, status: null, reason: withoutUrl(`${(error as Error).message}${detail === undefined ? '' : ` (${String(detail)})`}`, url) };
   }
+}
+
+/** `text` with the webhook URL, as given or as the URL parser writes it, replaced. */
+function withoutUrl(text: string, url: string): string {
+  const spellings = [url];
+  try {
+    const parsed = new URL(url);
+    spellings.push(parsed.href, `${parsed.origin}${parsed.pathname}`, parsed.pathname, parsed.password);
+  } catch {
+    // not a URL: only the text as given can appear
+  }
+  return spellings
+    .filter((spelling) => spelling.length > 1)
+    .sort((a, b) => b.length - a.length)
+    .reduce((scrubbed, spelling) => scrubbed.replaceAll(spelling, '<webhook URL>'), text);
 }

@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import pg from 'pg';
+import { InvalidInputError } from '../errors.js';
 
 export interface EmbeddedPostgres {
   connectionString: string;
@@ -47,7 +48,7 @@ function resolvePort(port?: number): number {
   const raw = port ?? (process.env.LEDGERBOX_EMBEDDED_PORT || DEFAULT_PORT);
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 1 || value > 65535) {
-    throw new Error(`Invalid embedded PostgreSQL port "${raw}" (LEDGERBOX_EMBEDDED_PORT must be 1-65535)`);
+    throw new InvalidInputError(`Invalid embedded PostgreSQL port "${raw}" (LEDGERBOX_EMBEDDED_PORT must be 1-65535)`, ['LEDGERBOX_EMBEDDED_PORT'], raw);
   }
   return value;
 }

@@ -3,6 +3,8 @@ import { readFile, readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
+import { define, object, optional } from 'superstruct';
+import { secretValue, validate } from '../contracts.js';
 import { LedgerboxError } from '../errors.js';
 import { defaultLogger, workerLoggerFor, type Logger } from '../logger.js';
 
@@ -27,6 +29,15 @@ interface MigrationFile {
   sql: string;
 }
 
+/** What migrate and startWorker connect with. The connection string is a secret: shown by name only. @internal */
+export const DatabaseOptions = object({
+  connectionString: optional(secretValue(define<string>('a connection string', (value) => typeof value === 'string' && value !== ''))),
+  // by shape, not instanceof: a host's pg may be another copy of the package
+  pgPool: optional(
+    define<pg.Pool>('a node-postgres Pool', (value) => typeof value === 'object' && value !== null && ['connect', 'query', 'end'].every((method) => typeof (value as Record<string, unknown>)[method] === 'function') && 'options' in value),
+  ),
+});
+
 /** Taken for the whole run, so concurrent migrators (20 pods booting at once) queue up. */
 const migration_lock_key = '7310584171329216623';
 
@@ -44,6 +55,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   if (options.pgPool === undefined && options.connectionString === undefined) {
     throw new LedgerboxError('database_not_configured', 'migrate needs `connectionString` or `pgPool`');
   }
+  validate(DatabaseOptions, { connectionString: options.connectionString, pgPool: options.pgPool }, 'options');
   const files = await loadMigrationFiles();
   // The lock lives on a connection of its own, not one borrowed from the pool: graphile-worker
   // migrates through the pool meanwhile, and a pool of one would wait on itself.

@@ -1,5 +1,5 @@
 import { defaulted, integer, object, optional, size, string } from 'superstruct';
-import { Uuid, validate } from '../contracts.js';
+import { StorableText, Uuid, validate } from '../contracts.js';
 import { autocommitSession, type DatabaseHandle } from '../db/handle.js';
 import { LedgerboxError } from '../errors.js';
 import { selectWorkflow } from '../workflows/workflow-queries.js';
@@ -16,7 +16,7 @@ import {
 
 /** Failed jobs, newest first, with their money context: `state` tells `failed` (for good) from `retrying`. */
 export async function listFailedJobs(db: DatabaseHandle, options: { task?: string; limit?: number } = {}): Promise<FailedJobRow[]> {
-  const request = validate(object({ task: optional(size(string(), 1, 100)), limit: defaulted(size(integer(), 1, 10_000), 100) }), options, 'options');
+  const request = validate(object({ task: optional(size(StorableText, 1, 100)), limit: defaulted(size(integer(), 1, 10_000), 100) }), options, 'options');
   return selectFailedJobs(autocommitSession(db), request);
 }
 

@@ -1,5 +1,5 @@
 import { object, optional, pattern, refine, size, string } from 'superstruct';
-import { Timestamp, Uuid, validate } from '../contracts.js';
+import { StorableText, Timestamp, Uuid, validate } from '../contracts.js';
 import { inTransaction, type DatabaseHandle } from '../db/handle.js';
 import { LedgerboxError, type ErrorCode } from '../errors.js';
 import { callCancelWorkflow, callRetryJob, callRetryTaskJobs, callResumeWorkflow } from './operations-queries.js';
@@ -11,7 +11,7 @@ import { callCancelWorkflow, callRetryJob, callRetryTaskJobs, callResumeWorkflow
  */
 
 // a blank reason would reach the database and come back as an untyped error: refuse it here
-const Reason = refine(size(string(), 1, 1_000), 'reason', (value) =>
+const Reason = refine(size(StorableText, 1, 1_000), 'reason', (value) =>
   value.trim() !== '' ? true : 'a reason is required: say what was fixed, or why (it is recorded in ledgerbox.operator_actions)',
 );
 const JobId = refine(pattern(string(), /^[1-9]\d{0,18}$/), 'job id', (value) =>
@@ -76,7 +76,7 @@ export async function retryJob(db: DatabaseHandle, input: { jobId: string; reaso
 
 /** Reschedules every permanently failed, not running job of a task (failed since `since`). Returns how many. */
 export async function retryTaskJobs(db: DatabaseHandle, input: { task: string; reason: string; since?: Date | string }): Promise<number> {
-  const request = validate(object({ task: size(string(), 1, 100), reason: Reason, since: optional(Timestamp) }), input, 'retry');
+  const request = validate(object({ task: size(StorableText, 1, 100), reason: Reason, since: optional(Timestamp) }), input, 'retry');
   return recovering(db, { notFound: 'job_not_found', refused: 'job_not_retryable' }, (db) =>
     callRetryTaskJobs(db, request.task, request.reason, request.since ?? null),
   );

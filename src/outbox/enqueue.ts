@@ -1,5 +1,5 @@
 import { array, assign, enums, object, optional, size, string } from 'superstruct';
-import { Timestamp, validate } from '../contracts.js';
+import { StorableText, Timestamp, validate } from '../contracts.js';
 import { inTransaction, type DatabaseHandle } from '../db/handle.js';
 import { InvalidInputError, LedgerboxError, describeValue } from '../errors.js';
 import { limits } from '../limits.js';
@@ -24,7 +24,7 @@ export interface EnqueueOptions {
 const Options = assign(
   JobDefaults,
   object({
-    jobKey: optional(size(string(), 1, limits.key_length_max)),
+    jobKey: optional(size(StorableText, 1, limits.key_length_max)),
     jobKeyMode: optional(enums(['replace', 'preserve_run_at'])),
     runAt: optional(Timestamp),
   }),

@@ -1,5 +1,5 @@
 import { array, assign, func, integer, object, optional, refine, size, string } from 'superstruct';
-import { Timestamp, validate } from '../contracts.js';
+import { StorableText, Timestamp, validate } from '../contracts.js';
 import { inTransaction, type DatabaseHandle } from '../db/handle.js';
 import { InvalidInputError, LedgerboxError, describeValue } from '../errors.js';
 import { limits } from '../limits.js';
@@ -58,13 +58,13 @@ export interface FanOutResult {
 }
 
 const Ids = size(array(), 1, limits.fan_out_ids_max);
-const Id = refine(string(), 'entity id', (id) =>
+const Id = refine(StorableText, 'entity id', (id) =>
   id.length >= 1 && id.length <= limits.key_length_max
     ? true
     : `an id is 1 to ${limits.key_length_max} characters, got ${describeValue(id)} (${id.length} characters)`,
 );
 
-const BatchName = refine(size(string(), 1, limits.key_length_max), 'batch name', (name) =>
+const BatchName = refine(size(StorableText, 1, limits.key_length_max), 'batch name', (name) =>
   name.trim() === name && !/[\u0000-\u001f]/.test(name) ? true : `a batch name must not start or end with spaces or contain control characters, got ${describeValue(name)}`,
 );
 
@@ -74,7 +74,7 @@ const Options = assign(
     spreadOver_ms: optional(size(integer(), 0, limits.fan_out_spread_ms_max)),
     startAt: optional(Timestamp),
     queueConcurrency: optional(size(integer(), 1, limits.fan_out_queues_max)),
-    jobKeyPrefix: optional(size(string(), 1, limits.key_length_max - 1)),
+    jobKeyPrefix: optional(size(StorableText, 1, limits.key_length_max - 1)),
     batch: optional(BatchName),
   }),
 );

@@ -1,5 +1,5 @@
 import { define, integer, object, optional, pattern, size, string, type Struct } from 'superstruct';
-import { validate } from '../contracts.js';
+import { isStorableText, validate } from '../contracts.js';
 import { describeValue } from '../errors.js';
 import { limits } from '../limits.js';
 
@@ -45,8 +45,10 @@ export function defineTask<Payload>(
 
 /** The identifiers-only rule, applied to every payload whatever the task's own contract says. */
 export const IdentifiersOnly = define<Record<string, unknown>>('a flat object of identifiers', (value) => {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `a job payload must be an object, got ${describeValue(value)}`;
-  for (const [field, inner] of Object.entries(value)) {
+  // a plain object only: a Date or a class instance would be stored as whatever JSON makes of it
+  const prototype = typeof value === 'object' && value !== null ? Object.getPrototypeOf(value) : undefined;
+  if (prototype !== Object.prototype && prototype !== null) return `a job payload must be a plain object, got ${describeValue(value)}`;
+  for (const [field, inner] of Object.entries(value as Record<string, unknown>)) {
     const problem = Array.isArray(inner)
       ? inner.length > limits.payload_array_length_max
         ? `holds ${inner.length} items, at most ${limits.payload_array_length_max} allowed: ${describeValue(inner)}`
@@ -61,9 +63,10 @@ export const IdentifiersOnly = define<Record<string, unknown>>('a flat object of
 
 function identifierProblem(value: unknown): string | undefined {
   if (typeof value === 'string') {
-    return value.length <= limits.payload_string_length_max
-      ? undefined
-      : `is a string of ${value.length} characters, at most ${limits.payload_string_length_max} allowed: ${describeValue(value)}`;
+    if (value.length > limits.payload_string_length_max) {
+      return `is a string of ${value.length} characters, at most ${limits.payload_string_length_max} allowed: ${describeValue(value)}`;
+    }
+    return isStorableText(value) ? undefined : `is ${describeValue(value)}, which holds a NUL character or an unpaired surrogate (PostgreSQL's json cannot)`;
   }
   if (typeof value === 'number') return Number.isSafeInteger(value) ? undefined : `is ${describeValue(value)}, not an integer id`;
   if (typeof value === 'boolean') return undefined;

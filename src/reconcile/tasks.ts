@@ -28,7 +28,7 @@ export interface ReportDelivery {
 /** `HH:MM` UTC → a crontab line that also runs nights missed in the last two days, once each. */
 export function nightlyCrontab(at: string): string {
   const match = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(at);
-  if (match === null) throw new LedgerboxError('invalid_input', `Expected the reconciliation time as HH:MM (UTC), got ${JSON.stringify(at)}`);
+  if (match === null) throw new LedgerboxError('invalid_input', `Expected the reconciliation time (\`reconciliation.at\`, or RECONCILE_AT) as HH:MM (UTC), got ${JSON.stringify(at)}`);
   return `${Number(match[2])} ${Number(match[1])} * * * ${reconcileTask.name} ?fill=2d&max=3`;
 }
 

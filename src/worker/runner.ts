@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
-import { object, optional } from 'superstruct';
+import { parseCrontab, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
+import { array, integer, object, optional, size, string, type } from 'superstruct';
 import { DeliveryOptions } from '../alerts/alert-contracts.js';
 import { deliverAlerts } from '../alerts/deliver.js';
 import { deliverAlertsTask, wakeAlertDelivery } from '../alerts/deliver-task.js';
@@ -16,7 +16,8 @@ import { limits } from '../limits.js';
 import { expireHolds } from '../ledger/holds.js';
 import { defaultLogger, workerLoggerFor, type Logger } from '../logger.js';
 import { summariseBatches } from '../outbox/batches.js';
-import { defineTask } from '../outbox/tasks.js';
+import { DatabaseOptions } from '../db/migrate.js';
+import { defineTask, isTaskDefinition } from '../outbox/tasks.js';
 import type { WorkflowDefinition } from '../workflows/definition.js';
 import { exchangeWorkflow } from '../workflows/exchange/exchange.js';
 import type { ExchangeProviders } from '../workflows/exchange/providers.js';
@@ -83,6 +84,23 @@ export interface RunningWorker {
   workerIds: readonly string[];
 }
 
+/** The longest delay a Node timer takes (about 24.8 days); a longer one fires at once. */
+const timer_ms_max = 2_147_483_647;
+const duration = (min: number) => optional(size(integer(), min, timer_ms_max));
+
+/** The worker's own numbers: whole, positive, within what a timer can wait. */
+const WorkerSettings = type({
+  concurrency: duration(1),
+  pollInterval_ms: duration(1),
+  heartbeat_ms: duration(1),
+  staleWorkerAfter_ms: duration(1),
+  providerTimeout_ms: duration(1),
+  compensationDelay_ms: duration(0),
+  retry: optional(type({ base_ms: duration(1), max_ms: duration(1) })),
+  crontab: optional(string()),
+  tasks: optional(array()),
+});
+
 /** Voids holds past their expiry, every minute. */
 export const expireHoldsTask = defineTask('ledgerbox:expire_holds', object({ _cron: optional(object()) }));
 
@@ -99,6 +117,20 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   if (options.pgPool === undefined && options.connectionString === undefined) {
     throw new LedgerboxError('database_not_configured', 'startWorker needs `connectionString` or `pgPool`');
   }
+  validate(DatabaseOptions, { connectionString: options.connectionString, pgPool: options.pgPool }, 'options');
+  validate(WorkerSettings, options, 'options');
+  for (const [index, hostTask] of (options.tasks ?? []).entries()) {
+    if (!isTaskDefinition(hostTask?.task) || typeof hostTask.handler !== 'function') {
+      throw new LedgerboxError('unknown_task', `Expected \`options.tasks.${index}\` to be { task: a task made by defineTask, handler: a function }`, { details: { path: `options.tasks.${index}` } });
+    }
+  }
+  if (options.crontab !== undefined) {
+    try {
+      parseCrontab(options.crontab);
+    } catch (error) {
+      throw new InvalidInputError(`Invalid \`options.crontab\`: ${(error as Error).message}`, ['options', 'crontab'], options.crontab);
+    }
+  }
   const logger = (options.logger ?? defaultLogger()).child({ component: 'worker' });
   const heartbeat_ms = options.heartbeat_ms ?? 5_000;
   const staleAfter_ms = options.staleWorkerAfter_ms ?? 30_000;
@@ -111,14 +143,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     );
   }
   // a malformed webhook URL is refused at start, not found at the first alert
-  const alertDelivery = validate(
-    DeliveryOptions,
+  const alertDelivery = namingVariables(
+    () =>
+      validate(
+        DeliveryOptions,
+        {
+          oncallWebhookUrl: options.oncallWebhookUrl ?? fromEnvironment('LEDGERBOX_ONCALL_WEBHOOK_URL'),
+          opsWebhookUrl: options.opsWebhookUrl ?? fromEnvironment('LEDGERBOX_OPS_WEBHOOK_URL'),
+          logger: logger.child({ component: 'alerts' }),
+        },
+        'options',
+      ),
     {
-      oncallWebhookUrl: options.oncallWebhookUrl ?? fromEnvironment('LEDGERBOX_ONCALL_WEBHOOK_URL'),
-      opsWebhookUrl: options.opsWebhookUrl ?? fromEnvironment('LEDGERBOX_OPS_WEBHOOK_URL'),
-      logger: logger.child({ component: 'alerts' }),
+      oncallWebhookUrl: options.oncallWebhookUrl === undefined ? 'LEDGERBOX_ONCALL_WEBHOOK_URL' : undefined,
+      opsWebhookUrl: options.opsWebhookUrl === undefined ? 'LEDGERBOX_OPS_WEBHOOK_URL' : undefined,
     },
-    'options',
   );
   const concurrency = options.concurrency ?? 4;
   const ownPool = options.pgPool === undefined;
@@ -252,6 +291,18 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     promise: finished,
     stop: () => (stopping ??= runner.stop().then(() => finished)),
   };
+}
+
+/** A refusal of an option that came from the environment names the variable, so the operator knows what to fix. */
+function namingVariables<T>(check: () => T, variables: Record<string, string | undefined>): T {
+  try {
+    return check();
+  } catch (error) {
+    const variable = error instanceof InvalidInputError ? variables[String(error.path[1])] : undefined;
+    if (variable === undefined) throw error;
+    const refused = error as InvalidInputError;
+    throw new InvalidInputError(`${refused.message} (read from ${variable})`, [variable], refused.value);
+  }
 }
 
 /** An unset or empty variable is no URL (`.env` files often leave them empty). */
