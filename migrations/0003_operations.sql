@@ -155,10 +155,12 @@ where t.identifier = 'ledgerbox:step'
   and j.payload->>'workflowId' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
 
 -- Workflows neither finished nor moving: not terminal, untouched for longer than `older_than`.
+-- SECURITY DEFINER so the application and reporting roles, which may not read graphile-worker's
+-- tables, can still count a workflow's pending jobs; it only reads.
 create function ledgerbox.stuck_workflows(older_than interval default interval '15 minutes')
 returns table (workflow_id uuid, kind text, key text, status text, current_step text, stuck_for interval,
   last_error text, source_account text, amount bigint, currency text, pending_jobs bigint)
-language sql stable as $$
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
   select w.id, w.kind, w.key, w.status, w.current_step, now() - w.updated_at,
     (select a.error from ledgerbox.step_attempts a where a.workflow_id = w.id and a.error is not null order by a.id desc limit 1),
     m.source_account, m.source_amount, m.source_currency,

@@ -131,12 +131,52 @@ create trigger reconciliation_findings_append_only before update or delete on le
 create trigger statement_balances_append_only before update or delete on ledgerbox.statement_balances
   for each row execute function ledgerbox.refuse_change_to_workflow_record();
 
+-- A run is history once it has finished: its outcome cannot be rewritten, only its report
+-- stored and marked sent (once each). An investigation, once closed, stays as it was closed.
+create function ledgerbox.refuse_rewriting_finished_run() returns trigger
+language plpgsql as $$
+begin
+  if old.status <> 'running' and (
+    (new.trigger, new.night, new.as_of, new.full_verification, new.status, new.headline, new.snapshot::text,
+     new.entries_checked, new.movement, new.started_at, new.finished_at)
+    is distinct from
+    (old.trigger, old.night, old.as_of, old.full_verification, old.status, old.headline, old.snapshot::text,
+     old.entries_checked, old.movement, old.started_at, old.finished_at)
+    or (old.report_text is not null and (new.report_subject, new.report_text, new.report_html) is distinct from (old.report_subject, old.report_text, old.report_html))
+    or (old.report_sent_at is not null and (new.report_sent_at, new.report_path) is distinct from (old.report_sent_at, old.report_path))
+  ) then
+    raise exception 'reconciliation run % has finished (%): its outcome is history and cannot be changed', old.id, old.status
+      using errcode = 'check_violation', constraint = 'finished_run_is_history';
+  end if;
+  return new;
+end
+$$;
+
+create function ledgerbox.refuse_rewriting_closed_investigation() returns trigger
+language plpgsql as $$
+begin
+  if old.closed_at is not null
+    or (new.id, new.dedupe_key, new.severity, new.title, new.opened_at) is distinct from (old.id, old.dedupe_key, old.severity, old.title, old.opened_at) then
+    raise exception 'investigation %: only an open investigation may be closed, and only its closing is written', old.id
+      using errcode = 'check_violation', constraint = 'closed_investigation_is_history';
+  end if;
+  return new;
+end
+$$;
+
+create trigger reconciliation_runs_finished_is_history before update on ledgerbox.reconciliation_runs
+  for each row execute function ledgerbox.refuse_rewriting_finished_run();
+create trigger investigations_closed_is_history before update on ledgerbox.investigations
+  for each row execute function ledgerbox.refuse_rewriting_closed_investigation();
+
 do $$
 begin
   if exists (select 1 from pg_roles where rolname = 'ledgerbox_app') then
     grant select, insert on ledgerbox.reconciliation_runs, ledgerbox.reconciliation_findings, ledgerbox.statements,
       ledgerbox.statement_balances, ledgerbox.alert_deliveries, ledgerbox.investigations to ledgerbox_app;
-    grant update on ledgerbox.reconciliation_runs, ledgerbox.investigations to ledgerbox_app;
+    grant update (status, headline, snapshot, entries_checked, movement, finished_at, report_subject, report_text,
+      report_html, report_path, report_sent_at) on ledgerbox.reconciliation_runs to ledgerbox_app;
+    grant update (closed_at, closed_by, resolution) on ledgerbox.investigations to ledgerbox_app;
     -- delivery locks alerts with SELECT … FOR UPDATE SKIP LOCKED, which needs some UPDATE
     -- privilege on the table; the append-only trigger still refuses any change to an alert
     grant update (dedupe_key) on ledgerbox.alerts to ledgerbox_app;

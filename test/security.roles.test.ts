@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { object, string } from 'superstruct';
 import type pg from 'pg';
-import { createAccount, createHold, defineTask, enqueue, getBalance, postHold, postTransfer, recordAlert } from '../src/index.ts';
+import { createAccount, createHold, defineTask, enqueue, getBalance, postHold, postTransfer, reconcile, recordAlert } from '../src/index.ts';
 import { useTestDatabase } from './support/database.ts';
 import { minor, usd } from './support/money.ts';
 import { run } from './support/processes.ts';
@@ -120,11 +120,12 @@ test("ledgerbox_app reaches graphile-worker only through ledgerbox's functions, 
     select p.oid::regprocedure::text as name from pg_proc p
     where p.pronamespace = 'ledgerbox'::regnamespace and p.prosecdef and has_function_privilege('ledgerbox_app', p.oid, 'EXECUTE')
     order by 1`);
-  // the SECURITY DEFINER doors it has: add jobs, enqueue a step, ask who holds a job (the
-  // trigger functions cannot be called outside a trigger)
+  // the SECURITY DEFINER doors it has: add jobs, enqueue a step, ask who holds a job, list
+  // stuck workflows with their pending jobs (read-only); the trigger functions cannot be
+  // called outside a trigger
   assert.deepEqual(
     rows.map((row) => row.name).filter((name) => !['ledgerbox.apply_entries_to_balances()', 'ledgerbox.track_holds()', 'ledgerbox.track_holds_without_expiry()'].includes(name)),
-    ['ledgerbox.add_jobs(json,boolean)', 'ledgerbox.enqueue_step(uuid,text)', 'ledgerbox.job_lock_holder(bigint)'],
+    ['ledgerbox.add_jobs(json,boolean)', 'ledgerbox.enqueue_step(uuid,text)', 'ledgerbox.job_lock_holder(bigint)', 'ledgerbox.stuck_workflows(interval)'],
   );
   await assert.rejects(as('ledgerbox_app', (client) => client.query(`select ledgerbox.track_holds()`)), { code: '0A000', message: /trigger functions can only be called as triggers/ });
 });
@@ -138,9 +139,10 @@ test('ledgerbox_reporting reads every table and view of the schema, including la
     assert.ok(BigInt(rows[0].posted_balance) > 0n);
     await client.query(`select * from ledgerbox.money_in_limbo()`);
   });
-  // the one read that is not the schema's: stuck_workflows() counts a workflow's jobs in
-  // graphile-worker's own (row-level secured) table, which the role does not reach
-  await refused('ledgerbox_reporting', `select * from ledgerbox.stuck_workflows()`, /permission denied for schema graphile_worker/);
+  // stuck_workflows() counts a workflow's jobs in graphile-worker's own table, which the role
+  // does not reach itself: the function reads it for the role (SECURITY DEFINER, read-only)
+  await as('ledgerbox_reporting', (client) => client.query(`select * from ledgerbox.stuck_workflows()`));
+  await refused('ledgerbox_reporting', `select count(*) from graphile_worker._private_jobs`, /permission denied for schema graphile_worker/);
   // a table a later migration creates, as the owner that ran the migrations
   const client = await db.pool.connect();
   try {
@@ -199,4 +201,36 @@ test("an operator's psql session as ledgerbox_reporting runs the read-only sql/ 
   const refusal = await psql('sql/retry_task_jobs.sql', ['-v', 'task=security.receipt', '-v', 'reason=trying']);
   assert.notEqual(refusal.code, 0);
   assert.match(refusal.stderr, /permission denied/);
+});
+
+test('ledgerbox_app cannot rewrite a finished reconciliation run nor a closed investigation', async () => {
+  const report = await reconcile(db.pool);
+  const checkViolation = (constraint: string) => (error: Error & { code?: string; constraint?: string }) => {
+    assert.equal(error.code, '23514', error.message);
+    assert.equal(error.constraint, constraint);
+    return true;
+  };
+  await assert.rejects(
+    as('ledgerbox_app', (client) => client.query(`update ledgerbox.reconciliation_runs set status = 'clean', headline = 'all fine' where id = $1`, [report.runId])),
+    checkViolation('finished_run_is_history'),
+  );
+  await assert.rejects(as('ledgerbox_app', (client) => client.query(`update ledgerbox.reconciliation_runs set as_of = now() where id = $1`, [report.runId])), /permission denied for table reconciliation_runs/);
+  // its report may still be stored, once
+  await as('ledgerbox_app', (client) => client.query(`update ledgerbox.reconciliation_runs set report_subject = 's', report_text = 't', report_html = 'h' where id = $1`, [report.runId]), 'commit');
+  await assert.rejects(
+    as('ledgerbox_app', (client) => client.query(`update ledgerbox.reconciliation_runs set report_text = 'rewritten' where id = $1`, [report.runId])),
+    checkViolation('finished_run_is_history'),
+  );
+
+  await recordAlert(db.pool, { severity: 'warning', kind: 'roles_test', message: 'needs a look', dedupeKey: 'roles:closed' });
+  const { rows } = await db.pool.query(
+    `insert into ledgerbox.investigations (dedupe_key, severity, title) values ('roles:closed', 'warning', 'needs a look') returning id::text as id`,
+  );
+  const id: string = rows[0].id;
+  await as('ledgerbox_app', (client) => client.query(`update ledgerbox.investigations set closed_at = now(), resolution = 'done' where id = $1`, [id]), 'commit');
+  await assert.rejects(
+    as('ledgerbox_app', (client) => client.query(`update ledgerbox.investigations set resolution = 'never happened' where id = $1`, [id])),
+    checkViolation('closed_investigation_is_history'),
+  );
+  await assert.rejects(as('ledgerbox_app', (client) => client.query(`update ledgerbox.investigations set title = 'other' where id = $1`, [id])), /permission denied for table investigations/);
 });
