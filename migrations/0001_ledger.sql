@@ -106,9 +106,10 @@ comment on table ledgerbox.entries is
 create function ledgerbox.entries_inherit_from_transfer() returns trigger
 language plpgsql as $$
 declare
-  transfer ledgerbox.transfers;
+  transfer record;
 begin
-  select * into transfer from ledgerbox.transfers where id = new.transfer_id;
+  -- only what it needs: this runs once per entry
+  select kind, created_xact, effective_at into transfer from ledgerbox.transfers where id = new.transfer_id;
   if not found then
     return new; -- the foreign key reports it
   end if;

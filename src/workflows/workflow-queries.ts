@@ -25,6 +25,18 @@ const workflowColumns = sql`
   w.id::text as id, w.kind, w.key, w.status, w.current_step, w.subject, w.failed_step, w.failure_reason,
   ${iso('w.created_at')} as created_at, ${iso('w.updated_at')} as updated_at`;
 
+export async function insertWorkflow(
+  db: Session,
+  workflow: { kind: string; key: string; firstStep: string; subject: Record<string, unknown> },
+): Promise<WorkflowRow | undefined> {
+  const [row] = await db.query(sql`
+    insert into ledgerbox.workflows as w (kind, key, current_step, subject)
+    values (${workflow.kind}, ${workflow.key}, ${workflow.firstStep}, ${JSON.stringify(workflow.subject)}::jsonb)
+    on conflict (key) do nothing
+    returning ${workflowColumns}`);
+  return row === undefined ? undefined : readRow(WorkflowRow, row, 'workflow');
+}
+
 export async function selectWorkflow(db: Session, id: string, options: { lock: boolean }): Promise<WorkflowRow | undefined> {
   const [row] = await db.query(
     options.lock
