@@ -267,6 +267,10 @@ create trigger entries_maintain_balances after insert on ledgerbox.entries
 create function ledgerbox.track_holds() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 begin
+  -- most statements add posted transfers only: nothing here concerns them
+  if not exists (select 1 from inserted where kind in ('hold', 'post_hold', 'void_hold')) then
+    return null;
+  end if;
   if exists (
     select 1 from inserted r join ledgerbox.transfers hold on hold.id = r.hold_id
     where r.kind in ('post_hold', 'void_hold') and hold.kind <> 'hold'
@@ -366,16 +370,8 @@ revoke all on function ledgerbox.add_jobs(json, boolean) from public;
 create function ledgerbox.try_post_transfer(request jsonb) returns text
 language plpgsql as $$
 declare
-  error_code text;
-  error_message text;
-  error_detail text;
-  error_hint text;
-  error_constraint text;
-  error_table text;
-  error_schema text;
-  error_column text;
   kind text := request->>'kind';
-  phase text := case when request->>'kind' = 'hold' then 'pending' else 'posted' end;
+  pending boolean := request->>'kind' = 'hold';
   hold ledgerbox.transfers;
   release jsonb;
   legs jsonb := '[]';
@@ -384,9 +380,20 @@ declare
   scale numeric;
   amount numeric;
   factor numeric;
-  keys text[];
+  keys text[] := '{}';
   locked int;
+  accounts jsonb;
+  account jsonb;
+  change record;
   transfer ledgerbox.transfers;
+  error_code text;
+  error_message text;
+  error_detail text;
+  error_hint text;
+  error_constraint text;
+  error_table text;
+  error_schema text;
+  error_column text;
 begin
   if kind not in ('posted', 'hold', 'post_hold', 'void_hold') then
     return null;
@@ -407,6 +414,7 @@ begin
     if release is null then
       return null;
     end if;
+    keys := array[release->>'from', release->>'to'];
     if kind = 'post_hold' then
       legs := jsonb_build_array(release);
     end if;
@@ -433,20 +441,19 @@ begin
       return null;
     end if;
     legs := legs || jsonb_build_object('from', leg->>'from', 'to', leg->>'to', 'currency', currency.code, 'amount', amount::bigint::text);
+    keys := keys || array[leg->>'from', leg->>'to'];
   end loop;
 
-  keys := array(
-    select distinct key from (
-      select l->>'from' from jsonb_array_elements(legs) l
-      union all select l->>'to' from jsonb_array_elements(legs) l
-      union all select release->>'from' where release is not null
-      union all select release->>'to' where release is not null
-    ) named(key)
-  );
-  select count(*) into locked from (
-    select 1 from ledgerbox.accounts a where a.key = any(keys) order by a.id for update of a
-  ) locking;
-  if locked <> cardinality(keys) then
+  -- every account once, in ascending id order; the rows as locked are what the checks read
+  select count(*), jsonb_object_agg(l.key, jsonb_build_object(
+      'id', l.id, 'currency', l.currency, 'allow_negative', l.allow_negative, 'posted', l.posted_balance,
+      'pending_incoming', l.pending_incoming, 'pending_outgoing', l.pending_outgoing))
+  into locked, accounts
+  from (
+    select a.key, a.id, a.currency, a.allow_negative, a.posted_balance, a.pending_incoming, a.pending_outgoing
+    from ledgerbox.accounts a where a.key = any(keys) order by a.id for update of a
+  ) l;
+  if locked <> (select count(distinct k) from unnest(keys) k) then
     return null;
   end if;
 
@@ -454,46 +461,44 @@ begin
   if exists (select 1 from ledgerbox.transfers t where t.key = request->>'key') then
     return null;
   end if;
-  if hold.id is not null and (
-    exists (select 1 from ledgerbox.transfers t where t.hold_id = hold.id)
-    or (kind = 'post_hold' and hold.expires_at is not null and hold.expires_at <= clock_timestamp())
-  ) then
-    return null;
+  if hold.id is not null then
+    if exists (select 1 from ledgerbox.transfers t where t.hold_id = hold.id)
+      or (kind = 'post_hold' and hold.expires_at is not null and hold.expires_at <= clock_timestamp()) then
+      return null;
+    end if;
   end if;
-  if exists (
-    select 1 from jsonb_array_elements(legs) l
-    join ledgerbox.accounts a on a.key in (l->>'from', l->>'to')
-    where a.currency <> l->>'currency'
-  ) then
-    return null;
-  end if;
+  for leg in select value from jsonb_array_elements(legs) loop
+    if accounts->(leg->>'from')->>'currency' <> leg->>'currency' or accounts->(leg->>'to')->>'currency' <> leg->>'currency' then
+      return null;
+    end if;
+  end loop;
   -- the funds rule of assertFunds (and of account_available_not_negative), and bigint range
-  if exists (
+  for change in
     with moves (key, posted, pending_incoming, pending_outgoing) as (
-      select l->>'from', case when phase = 'posted' then -(l->>'amount')::numeric else 0 end,
-        0::numeric, case when phase = 'pending' then (l->>'amount')::numeric else 0 end
+      select l->>'from', case when pending then 0 else -(l->>'amount')::numeric end,
+        0::numeric, case when pending then (l->>'amount')::numeric else 0 end
       from jsonb_array_elements(legs) l
       union all
-      select l->>'to', case when phase = 'posted' then (l->>'amount')::numeric else 0 end,
-        case when phase = 'pending' then (l->>'amount')::numeric else 0 end, 0
+      select l->>'to', case when pending then 0 else (l->>'amount')::numeric end,
+        case when pending then (l->>'amount')::numeric else 0 end, 0
       from jsonb_array_elements(legs) l
       union all
       select release->>'from', 0, 0, -(release->>'amount')::numeric where release is not null
       union all
       select release->>'to', 0, -(release->>'amount')::numeric, 0 where release is not null
-    ), change as (
-      select key, sum(posted) as posted, sum(pending_incoming) as pending_incoming, sum(pending_outgoing) as pending_outgoing
-      from moves group by key
     )
-    select 1 from change c join ledgerbox.accounts a on a.key = c.key
-    where a.posted_balance + c.posted not between -9223372036854775807 and 9223372036854775807
-      or a.pending_incoming + c.pending_incoming not between -9223372036854775807 and 9223372036854775807
-      or a.pending_outgoing + c.pending_outgoing not between -9223372036854775807 and 9223372036854775807
-      or (not a.allow_negative and c.posted - c.pending_outgoing < 0
-        and a.posted_balance - a.pending_outgoing + c.posted - c.pending_outgoing < 0)
-  ) then
-    return null;
-  end if;
+    select key, sum(posted) as posted, sum(pending_incoming) as pending_incoming, sum(pending_outgoing) as pending_outgoing
+    from moves group by key
+  loop
+    account := accounts->change.key;
+    if (account->>'posted')::numeric + change.posted not between -9223372036854775807 and 9223372036854775807
+      or (account->>'pending_incoming')::numeric + change.pending_incoming not between -9223372036854775807 and 9223372036854775807
+      or (account->>'pending_outgoing')::numeric + change.pending_outgoing not between -9223372036854775807 and 9223372036854775807
+      or (not (account->>'allow_negative')::boolean and change.posted - change.pending_outgoing < 0
+        and (account->>'posted')::numeric - (account->>'pending_outgoing')::numeric + change.posted - change.pending_outgoing < 0) then
+      return null;
+    end if;
+  end loop;
 
   insert into ledgerbox.transfers as t (key, kind, hold_id, void_reason, expires_at, metadata, effective_at)
   values (
@@ -505,15 +510,16 @@ begin
   if not found then
     return null;
   end if;
-  insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
-  select transfer.id, (l.position - 1)::smallint, a.id, l.leg->>'currency', side.amount
-  from jsonb_array_elements(legs) with ordinality as l(leg, position)
-  cross join lateral (values
-    (1, l.leg->>'from', -(l.leg->>'amount')::bigint),
-    (2, l.leg->>'to', (l.leg->>'amount')::bigint)
-  ) side(n, key, amount)
-  join ledgerbox.accounts a on a.key = side.key
-  order by l.position, side.n;
+  if jsonb_array_length(legs) > 0 then
+    insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
+    select transfer.id, (l.position - 1)::smallint, (accounts->side.key->>'id')::bigint, l.leg->>'currency', side.amount
+    from jsonb_array_elements(legs) with ordinality as l(leg, position)
+    cross join lateral (values
+      (1, l.leg->>'from', -(l.leg->>'amount')::bigint),
+      (2, l.leg->>'to', (l.leg->>'amount')::bigint)
+    ) side(n, key, amount)
+    order by l.position, side.n;
+  end if;
 
   return jsonb_build_object('posted', jsonb_build_object(
     'transfer', jsonb_build_object(
@@ -526,7 +532,7 @@ begin
     'currencies', (
       select jsonb_agg(jsonb_build_object('code', c.code, 'base', c.base, 'exponent', c.exponent))
       from ledgerbox.currencies c
-      where c.code in (select a.currency from ledgerbox.accounts a where a.key = any(keys))
+      where c.code in (select a.value->>'currency' from jsonb_each(accounts) a)
     )
   ))::text;
 exception when others then
