@@ -61,116 +61,64 @@ export async function runStep<Providers>(
 ): Promise<void> {
   const startedAt = new Date();
   const read = autocommitSession(environment.db);
-  // A step that calls out in some workflow needs its workflow, results and recorded answer before
-  // the transaction (one read). Any other step is read under the lock, in the lock's round trip.
-  let known = callsOut(environment.workflows, payload.step)
-    ? resolveStep(environment, payload, job, await selectStepContext(read, payload.workflowId, externalKey(payload.workflowId, payload.step)))
-    : undefined;
-  try {
-    // before an external call, make sure it is still needed; a database-only step checks under the lock
-    if (known?.step.external !== undefined) {
-      const { workflow, results } = known.context!;
-      if (results.has(payload.step) || !isDue(workflow, payload.step)) {
-        known.logger.debug({ status: workflow.status, currentStep: workflow.current_step }, 'step already done or no longer due');
-        return;
-      }
-    }
-    const external = known === undefined ? undefined : await externalAnswer(environment, known.step, known.context!, payload.step, known.logger);
-    await inTransaction(environment.db, async (db) => {
-      const locked = await lockHeld(db, payload.workflowId, job);
-      if (locked === undefined) throw new NotRunnable(workflowNotFound(payload));
-      const current = locked.results;
-      // resolved here when not before: an unknown kind or step is the job's error, not an attempt
-      const here = (known ??= resolveStep(environment, payload, job, { ...locked, recorded: undefined }, (error) => new NotRunnable(error)));
-      const { step, maxAttempts, logger } = here;
-      if (current.has(payload.step) || !isDue(locked.workflow, payload.step)) {
-        await recordAttempt(db, payload, maxAttempts, job, 'already_done', null, startedAt);
-        return;
-      }
-      const outcome = await step.run(db, { workflow: locked.workflow, results: current, external, providers: environment.providers, logger });
-      const attempt = { maxAttempts, jobId: job.id, workerId: job.workerId, startedAt };
-      if ('next' in outcome) {
-        // result, attempt, workflow state and the next step's job in one statement
-        await finishStep(db, {
-          workflowId: payload.workflowId,
-          step: payload.step,
-          result: outcome.result,
-          attempt,
-          workflow: { status: 'running', currentStep: outcome.next },
-          nextJob: stepJobJson(payload.workflowId, outcome.next),
-        });
-      } else if ('done' in outcome) {
-        const status = payload.step === compensationStep ? 'compensated' : 'completed';
-        await finishStep(db, { workflowId: payload.workflowId, step: payload.step, result: outcome.result, attempt, workflow: { status, currentStep: payload.step }, nextJob: null });
-      } else {
-        await insertStepResult(db, payload.workflowId, payload.step, outcome.result);
-        await recordAttempt(db, payload, maxAttempts, job, 'succeeded', null, startedAt);
-        await failWorkflow(db, locked.workflow, payload.step, outcome.fail, 'warning', 0);
-      }
-    });
-    known!.logger.info('step succeeded');
-  } catch (error) {
-    if (error instanceof NotRunnable) throw error.reason;
-    if (error instanceof Fenced) {
-      (known?.logger ?? environment.logger.child({ workflowId: payload.workflowId, step: payload.step, jobId: job.id })).warn(
-        'another worker took this job over; standing down',
-      );
-      return;
-    }
-    // failed before the step was resolved (say, at the lock): resolve it from a read of its own
-    known ??= resolveStep(environment, payload, job, await selectStepContext(read, payload.workflowId, externalKey(payload.workflowId, payload.step)));
-    known.logger.warn({ err: error }, 'step attempt failed');
-    await recordFailure(environment, known.definition, known.step, known.workflow, payload, job, error, startedAt);
+  // the workflow, its results and this step's recorded call, in one round trip
+  const context = await selectStepContext(read, payload.workflowId, externalKey(payload.workflowId, payload.step));
+  if (context === undefined) {
+    throw new LedgerboxError('workflow_not_found', `No workflow ${payload.workflowId}`, { details: payload });
   }
-}
-
-/** A step that cannot run at all (no such workflow, kind or step): the job fails with `reason`, no attempt is recorded. */
-class NotRunnable extends Error {
-  constructor(readonly reason: LedgerboxError) {
-    super(reason.message);
-  }
-}
-
-interface ResolvedStep<Providers> {
-  workflow: WorkflowRow;
-  /** The read made before the transaction, for a step that may call out. */
-  context: { workflow: WorkflowRow; results: Map<string, unknown>; recorded: unknown } | undefined;
-  definition: WorkflowDefinition<Providers>;
-  step: StepDefinition<Providers>;
-  maxAttempts: number;
-  logger: Logger;
-}
-
-function workflowNotFound(payload: { workflowId: string; step: string }): LedgerboxError {
-  return new LedgerboxError('workflow_not_found', `No workflow ${payload.workflowId}`, { details: payload });
-}
-
-/** The definition a workflow's step runs under; `workflow_not_found` or `unknown_step` (through `wrap`) when there is none. */
-function resolveStep<Providers>(
-  environment: StepEnvironment<Providers>,
-  payload: { workflowId: string; step: string },
-  job: StepJob,
-  context: { workflow: WorkflowRow; results: Map<string, unknown>; recorded: unknown } | undefined,
-  wrap: (error: LedgerboxError) => Error = (error) => error,
-): ResolvedStep<Providers> {
-  if (context === undefined) throw wrap(workflowNotFound(payload));
   const { workflow } = context;
   const definition = environment.workflows.get(workflow.kind);
   const step = definition && (payload.step === compensationStep ? definition.compensate : definition.steps[payload.step]);
   if (definition === undefined || step === undefined) {
-    throw wrap(new LedgerboxError('unknown_step', `Workflow kind ${workflow.kind} has no step ${payload.step}`, { details: payload }));
+    throw new LedgerboxError('unknown_step', `Workflow kind ${workflow.kind} has no step ${payload.step}`, { details: payload });
   }
   const logger = environment.logger.child({ workflowId: workflow.id, kind: workflow.kind, step: payload.step, jobId: job.id });
-  return { workflow, context, definition, step, maxAttempts: step.maxAttempts ?? definition.maxAttempts, logger };
-}
-
-/** Whether a step of this name makes an external call in any workflow this worker runs. */
-function callsOut<Providers>(workflows: ReadonlyMap<string, WorkflowDefinition<Providers>>, stepName: string): boolean {
-  for (const definition of workflows.values()) {
-    const step = stepName === compensationStep ? definition.compensate : definition.steps[stepName];
-    if (step?.external !== undefined) return true;
+  const maxAttempts = step.maxAttempts ?? definition.maxAttempts;
+  try {
+    // before an external call, make sure it is still needed; a database-only step checks under the lock
+    if (step.external !== undefined) {
+      if (context.results.has(payload.step) || !isDue(workflow, payload.step)) {
+        logger.debug({ status: workflow.status, currentStep: workflow.current_step }, 'step already done or no longer due');
+        return;
+      }
+    }
+    const external = await externalAnswer(environment, step, context, payload.step, logger);
+    await inTransaction(environment.db, async (db) => {
+      const { workflow: locked, results: current } = await lockHeld(db, workflow.id, job);
+      if (current.has(payload.step) || !isDue(locked, payload.step)) {
+        await recordAttempt(db, payload, maxAttempts, job, 'already_done', null, startedAt);
+        return;
+      }
+      const outcome = await step.run(db, { workflow: locked, results: current, external, providers: environment.providers, logger });
+      const attempt = { maxAttempts, jobId: job.id, workerId: job.workerId, startedAt };
+      if ('next' in outcome) {
+        // result, attempt, workflow state and the next step's job in one statement
+        await finishStep(db, {
+          workflowId: workflow.id,
+          step: payload.step,
+          result: outcome.result,
+          attempt,
+          workflow: { status: 'running', currentStep: outcome.next },
+          nextJob: stepJobJson(workflow.id, outcome.next),
+        });
+      } else if ('done' in outcome) {
+        const status = payload.step === compensationStep ? 'compensated' : 'completed';
+        await finishStep(db, { workflowId: workflow.id, step: payload.step, result: outcome.result, attempt, workflow: { status, currentStep: payload.step }, nextJob: null });
+      } else {
+        await insertStepResult(db, workflow.id, payload.step, outcome.result);
+        await recordAttempt(db, payload, maxAttempts, job, 'succeeded', null, startedAt);
+        await failWorkflow(db, locked, payload.step, outcome.fail, 'warning', 0);
+      }
+    });
+    logger.info('step succeeded');
+  } catch (error) {
+    if (error instanceof Fenced) {
+      logger.warn('another worker took this job over; standing down');
+      return;
+    }
+    logger.warn({ err: error }, 'step attempt failed');
+    await recordFailure(environment, definition, step, workflow, payload, job, error, startedAt);
   }
-  return false;
 }
 
 /** The idempotency key of a step's external call: the same on every attempt. */
@@ -192,9 +140,9 @@ function isDue(workflow: WorkflowRow, step: string): boolean {
  * (fencing): the peers of a worker that looked dead may have unlocked its job and handed it to
  * another worker. Under the workflow lock, so of two runs at most one writes.
  */
-async function lockHeld(db: Session, workflowId: string, job: StepJob): Promise<{ workflow: WorkflowRow; results: Map<string, unknown> } | undefined> {
+async function lockHeld(db: Session, workflowId: string, job: StepJob): Promise<{ workflow: WorkflowRow; results: Map<string, unknown> }> {
   const locked = await lockWorkflowWithResults(db, workflowId, job.id);
-  if (locked === undefined) return undefined;
+  if (locked === undefined) throw new LedgerboxError('workflow_not_found', `No workflow ${workflowId}`, { details: { workflowId } });
   if (job.workerId !== null && locked.holder !== job.workerId) throw new Fenced(`job ${job.id} is no longer held by ${job.workerId}`);
   return locked;
 }
@@ -257,9 +205,7 @@ async function recordFailure<Providers>(
 ): Promise<void> {
   const maxAttempts = step.maxAttempts ?? definition.maxAttempts;
   await inTransaction(environment.db, async (db) => {
-    const held = await lockHeld(db, workflow.id, job);
-    if (held === undefined) throw workflowNotFound(payload);
-    const { workflow: locked, results } = held;
+    const { workflow: locked, results } = await lockHeld(db, workflow.id, job);
     const failures = await recordAttempt(db, payload, maxAttempts, job, 'failed', describeError(error), startedAt);
     // a duplicate or late run of a step that has since succeeded, or that the workflow has
     // moved past, must not fail the workflow: its failure is history, nothing more
