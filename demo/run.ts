@@ -37,7 +37,7 @@ const rate = (value: string) => {
   return parsed;
 };
 
-// Default size: about 15 s on a 2-core machine (docs/performance.md); larger days are an option away.
+// Default size: 15–25 s on a shared 2-core machine (docs/performance.md); larger days are an option away.
 const program = new Command('npm run demo --')
   .description('A day at a small fintech on ledgerbox: exchanges with faulty providers, transfers, a nightly fan-out, then reconciliation.')
   .option('--customers <n>', 'customers, each with USD, EUR and GBP accounts', integer(2), 200)
