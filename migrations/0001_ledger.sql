@@ -106,9 +106,10 @@ comment on table ledgerbox.entries is
 create function ledgerbox.entries_inherit_from_transfer() returns trigger
 language plpgsql as $$
 declare
-  transfer ledgerbox.transfers;
+  transfer record;
 begin
-  select * into transfer from ledgerbox.transfers where id = new.transfer_id;
+  -- only what it needs: this runs once per entry
+  select kind, created_xact, effective_at into transfer from ledgerbox.transfers where id = new.transfer_id;
   if not found then
     return new; -- the foreign key reports it
   end if;
@@ -266,6 +267,10 @@ create trigger entries_maintain_balances after insert on ledgerbox.entries
 create function ledgerbox.track_holds() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 begin
+  -- most statements add posted transfers only: nothing here concerns them
+  if not exists (select 1 from inserted where kind in ('hold', 'post_hold', 'void_hold')) then
+    return null;
+  end if;
   if exists (
     select 1 from inserted r join ledgerbox.transfers hold on hold.id = r.hold_id
     where r.kind in ('post_hold', 'void_hold') and hold.kind <> 'hold'
@@ -350,6 +355,198 @@ end
 $$;
 
 revoke all on function ledgerbox.add_jobs(json, boolean) from public;
+
+-- The common postings in one round trip: a transfer, a hold, a hold's post (in full) or void.
+-- It does what the TypeScript path does (src/ledger/posting.ts writeTransfer): resolve the
+-- amounts to the ledger's minor units, lock every account once in ascending id order, check
+-- the key is new, the hold still open, the currencies and the funds, then insert the transfer
+-- and its entries (the triggers above keep balances and check the rules as for any writer).
+-- A refusal or anything out of the ordinary (a replayed key, a missing account, insufficient
+-- funds, an unknown currency) writes nothing and returns null: the caller then takes the
+-- TypeScript path, which reports it with its exact error. An error (a serialization failure, a
+-- deadlock, a host's trigger refusing) is returned as {"error": {...}} with its SQLSTATE and
+-- fields, for the caller to raise as inTransaction would; the exception block has undone the
+-- partial write, so the caller's transaction stays usable whatever happens here.
+create function ledgerbox.try_post_transfer(request jsonb) returns text
+language plpgsql as $$
+declare
+  kind text := request->>'kind';
+  pending boolean := request->>'kind' = 'hold';
+  hold ledgerbox.transfers;
+  release jsonb;
+  legs jsonb := '[]';
+  leg jsonb;
+  currency ledgerbox.currencies;
+  scale numeric;
+  amount numeric;
+  factor numeric;
+  keys text[] := '{}';
+  locked int;
+  accounts jsonb;
+  account jsonb;
+  change record;
+  transfer ledgerbox.transfers;
+  error_code text;
+  error_message text;
+  error_detail text;
+  error_hint text;
+  error_constraint text;
+  error_table text;
+  error_schema text;
+  error_column text;
+begin
+  if kind not in ('posted', 'hold', 'post_hold', 'void_hold') then
+    return null;
+  end if;
+  -- a post or void resolves a hold: its one leg is released, and posted in full by a post
+  if kind in ('post_hold', 'void_hold') then
+    select * into hold from ledgerbox.transfers t where t.id = (request->>'hold_id')::uuid;
+    if not found or hold.kind <> 'hold' then
+      return null;
+    end if;
+    select jsonb_build_object('from', source.key, 'to', destination.key, 'currency', credit.currency, 'amount', credit.amount::text)
+    into release
+    from ledgerbox.entries credit
+    join ledgerbox.entries debit on debit.transfer_id = credit.transfer_id and debit.leg = credit.leg and debit.amount < 0
+    join ledgerbox.accounts source on source.id = debit.account_id
+    join ledgerbox.accounts destination on destination.id = credit.account_id
+    where credit.transfer_id = hold.id and credit.amount > 0;
+    if release is null then
+      return null;
+    end if;
+    keys := array[release->>'from', release->>'to'];
+    if kind = 'post_hold' then
+      legs := jsonb_build_array(release);
+    end if;
+  end if;
+
+  -- amounts to the ledger's minor units, as toLedgerMinorUnits does
+  for leg in select value from jsonb_array_elements(coalesce(request->'legs', '[]')) loop
+    select * into currency from ledgerbox.currencies c where c.code = leg->>'currency';
+    if not found or (leg->>'exponent' is not null and (leg->>'exponent')::numeric <> currency.exponent) then
+      return null;
+    end if;
+    scale := coalesce((leg->>'scale')::numeric, currency.exponent);
+    amount := (leg->>'amount')::numeric;
+    if scale < currency.exponent then
+      amount := amount * power(currency.base::numeric, currency.exponent - scale);
+    elsif scale > currency.exponent then
+      factor := power(currency.base::numeric, scale - currency.exponent);
+      if mod(amount, factor) <> 0 then
+        return null;
+      end if;
+      amount := div(amount, factor);
+    end if;
+    if amount <= 0 or amount > 9223372036854775807 then
+      return null;
+    end if;
+    legs := legs || jsonb_build_object('from', leg->>'from', 'to', leg->>'to', 'currency', currency.code, 'amount', amount::bigint::text);
+    keys := keys || array[leg->>'from', leg->>'to'];
+  end loop;
+
+  -- every account once, in ascending id order; the rows as locked are what the checks read
+  select count(*), jsonb_object_agg(l.key, jsonb_build_object(
+      'id', l.id, 'currency', l.currency, 'allow_negative', l.allow_negative, 'posted', l.posted_balance,
+      'pending_incoming', l.pending_incoming, 'pending_outgoing', l.pending_outgoing))
+  into locked, accounts
+  from (
+    select a.key, a.id, a.currency, a.allow_negative, a.posted_balance, a.pending_incoming, a.pending_outgoing
+    from ledgerbox.accounts a where a.key = any(keys) order by a.id for update of a
+  ) l;
+  if locked <> (select count(distinct k) from unnest(keys) k) then
+    return null;
+  end if;
+
+  -- under the locks: a replay, a resolved hold or an expired one is the TypeScript path's to report
+  if exists (select 1 from ledgerbox.transfers t where t.key = request->>'key') then
+    return null;
+  end if;
+  if hold.id is not null then
+    if exists (select 1 from ledgerbox.transfers t where t.hold_id = hold.id)
+      or (kind = 'post_hold' and hold.expires_at is not null and hold.expires_at <= clock_timestamp()) then
+      return null;
+    end if;
+  end if;
+  for leg in select value from jsonb_array_elements(legs) loop
+    if accounts->(leg->>'from')->>'currency' <> leg->>'currency' or accounts->(leg->>'to')->>'currency' <> leg->>'currency' then
+      return null;
+    end if;
+  end loop;
+  -- the funds rule of assertFunds (and of account_available_not_negative), and bigint range
+  for change in
+    with moves (key, posted, pending_incoming, pending_outgoing) as (
+      select l->>'from', case when pending then 0 else -(l->>'amount')::numeric end,
+        0::numeric, case when pending then (l->>'amount')::numeric else 0 end
+      from jsonb_array_elements(legs) l
+      union all
+      select l->>'to', case when pending then 0 else (l->>'amount')::numeric end,
+        case when pending then (l->>'amount')::numeric else 0 end, 0
+      from jsonb_array_elements(legs) l
+      union all
+      select release->>'from', 0, 0, -(release->>'amount')::numeric where release is not null
+      union all
+      select release->>'to', 0, -(release->>'amount')::numeric, 0 where release is not null
+    )
+    select key, sum(posted) as posted, sum(pending_incoming) as pending_incoming, sum(pending_outgoing) as pending_outgoing
+    from moves group by key
+  loop
+    account := accounts->change.key;
+    if (account->>'posted')::numeric + change.posted not between -9223372036854775807 and 9223372036854775807
+      or (account->>'pending_incoming')::numeric + change.pending_incoming not between -9223372036854775807 and 9223372036854775807
+      or (account->>'pending_outgoing')::numeric + change.pending_outgoing not between -9223372036854775807 and 9223372036854775807
+      or (not (account->>'allow_negative')::boolean and change.posted - change.pending_outgoing < 0
+        and (account->>'posted')::numeric - (account->>'pending_outgoing')::numeric + change.posted - change.pending_outgoing < 0) then
+      return null;
+    end if;
+  end loop;
+
+  insert into ledgerbox.transfers as t (key, kind, hold_id, void_reason, expires_at, metadata, effective_at)
+  values (
+    request->>'key', kind, hold.id, request->>'void_reason', (request->>'expires_at')::timestamptz,
+    coalesce(request->'metadata', '{}'), coalesce((request->>'effective_at')::timestamptz, now())
+  )
+  on conflict (key) do nothing
+  returning * into transfer;
+  if not found then
+    return null;
+  end if;
+  if jsonb_array_length(legs) > 0 then
+    insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
+    select transfer.id, (l.position - 1)::smallint, (accounts->side.key->>'id')::bigint, l.leg->>'currency', side.amount
+    from jsonb_array_elements(legs) with ordinality as l(leg, position)
+    cross join lateral (values
+      (1, l.leg->>'from', -(l.leg->>'amount')::bigint),
+      (2, l.leg->>'to', (l.leg->>'amount')::bigint)
+    ) side(n, key, amount)
+    order by l.position, side.n;
+  end if;
+
+  return jsonb_build_object('posted', jsonb_build_object(
+    'transfer', jsonb_build_object(
+      'id', transfer.id::text, 'key', transfer.key, 'kind', transfer.kind, 'hold_id', transfer.hold_id::text,
+      'reverses_id', null, 'void_reason', transfer.void_reason,
+      'expires_at', to_json(transfer.expires_at) #>> '{}', 'metadata', transfer.metadata,
+      'effective_at', to_json(transfer.effective_at) #>> '{}', 'created_at', to_json(transfer.created_at) #>> '{}'
+    ),
+    'legs', legs,
+    'currencies', (
+      select jsonb_agg(jsonb_build_object('code', c.code, 'base', c.base, 'exponent', c.exponent))
+      from ledgerbox.currencies c
+      where c.code in (select a.value->>'currency' from jsonb_each(accounts) a)
+    )
+  ))::text;
+exception when others then
+  get stacked diagnostics
+    error_code = returned_sqlstate, error_message = message_text, error_detail = pg_exception_detail,
+    error_hint = pg_exception_hint, error_constraint = constraint_name, error_table = table_name,
+    error_schema = schema_name, error_column = column_name;
+  return jsonb_build_object('error', jsonb_build_object(
+    'code', error_code, 'message', error_message, 'detail', nullif(error_detail, ''), 'hint', nullif(error_hint, ''),
+    'constraint', nullif(error_constraint, ''), 'table', nullif(error_table, ''), 'schema', nullif(error_schema, ''),
+    'column', nullif(error_column, '')
+  ))::text;
+end
+$$;
 
 -- Holds as the operator asks about them: what is reserved, for whom, and what became of it.
 create view ledgerbox.holds as

@@ -125,6 +125,33 @@ export async function inTransaction<T>(handle: DatabaseHandle, work: (db: Sessio
   throw unsupportedHandle(handle);
 }
 
+/**
+ * Runs `work`, which makes one statement that is atomic on its own and never leaves the
+ * transaction failed (a function whose exception block undoes its writes and reports the error,
+ * which `work` throws), with inTransaction's handling of errors but none of its extra round
+ * trips: no savepoint inside the caller's transaction (a conflict there becomes
+ * transaction_conflict, not retried), no BEGIN/COMMIT on a pool or a client outside a
+ * transaction (the statement is its own transaction, retried on serialization failure or
+ * deadlock as inTransaction retries). @internal
+ */
+export async function inOneStatement<T>(handle: DatabaseHandle, work: (db: Session) => Promise<T>): Promise<T> {
+  if (isDatabasesQueryable(handle)) {
+    const session = databasesSession(handle);
+    if (isTransaction(handle)) return work(session).catch(rethrowConflict);
+    return withRetries(() => work(session));
+  }
+  if (isPgPool(handle)) return withRetries(() => work(autocommitSession(handle)));
+  if (isPgClient(handle)) {
+    return oneAtATime(handle, async () => {
+      const status = await transactionStatus(handle);
+      if (status === 'E') throw hostTransactionAborted();
+      if (status === 'T') return work(pgSession(handle)).catch(rethrowConflict);
+      return withRetries(() => work(pgSession(handle)));
+    });
+  }
+  throw unsupportedHandle(handle);
+}
+
 // Calls made at once on one connection (Promise.all over a client) would interleave their
 // statements and savepoints; they take turns instead, as @databases/pg's transactions do.
 const callsInFlight = new WeakMap<PgClient, Promise<unknown>>();

@@ -1,11 +1,11 @@
 import { defaulted, integer, object, optional, refine, size } from 'superstruct';
 import { AccountKey, IdempotencyKey, Metadata, Timestamp, Uuid, validate } from '../contracts.js';
-import { inTransaction, type DatabaseHandle, type Session } from '../db/handle.js';
+import { inOneStatement, inTransaction, type DatabaseHandle, type Session } from '../db/handle.js';
 import { LedgerboxError, describeValue } from '../errors.js';
 import { limits } from '../limits.js';
 import { PositiveMoney, readMoney, type MinorUnits, type MoneyInput } from '../money/money.js';
 import { selectExpiredHoldIds, selectTransferById, selectTransferReferencing, type TransferRow } from './ledger-queries.js';
-import { loadTransfer, resolveLegs, writeTransfer, type ResolvedLeg } from './posting.js';
+import { loadTransfer, resolveLegs, tryWriteInOneStatement, writeTransfer, type ResolvedLeg } from './posting.js';
 import type { Transfer } from './types.js';
 
 const HoldInput = refine(
@@ -40,14 +40,23 @@ export async function createHold(
   },
 ): Promise<Transfer> {
   const request = validate(HoldInput, input, 'hold');
-  return inTransaction(db, (db) => holdInSession(db, { ...request, amount: readMoney(request.amount)! }));
+  const hold = { ...request, amount: readMoney(request.amount)! };
+  return (await inOneStatement(db, (db) => tryHold(db, hold))) ?? inTransaction(db, (db) => holdInSession(db, hold, { tried: true }));
+}
+
+type HoldRequest = { key: string; from: string; to: string; amount: MinorUnits; expiresAt?: Date | undefined; metadata: Record<string, unknown>; effectiveAt?: Date | undefined };
+
+function tryHold(db: Session, request: HoldRequest): Promise<Transfer | undefined> {
+  return tryWriteInOneStatement(db, {
+    transfer: { key: request.key, kind: 'hold', expiresAt: request.expiresAt, metadata: request.metadata, effectiveAt: request.effectiveAt },
+    legs: [{ from: request.from, to: request.to, amount: request.amount }],
+  });
 }
 
 /** @internal */
-export async function holdInSession(
-  db: Session,
-  request: { key: string; from: string; to: string; amount: MinorUnits; expiresAt?: Date | undefined; metadata: Record<string, unknown>; effectiveAt?: Date | undefined },
-): Promise<Transfer> {
+export async function holdInSession(db: Session, request: HoldRequest, options: { tried?: boolean } = {}): Promise<Transfer> {
+  const fast = options.tried ? undefined : await tryHold(db, request);
+  if (fast !== undefined) return fast;
   const legs = await resolveLegs(db, [{ from: request.from, to: request.to, amount: request.amount }], () => 'hold.amount');
   return writeTransfer(db, {
     transfer: { key: request.key, kind: 'hold', expiresAt: request.expiresAt, metadata: request.metadata, effectiveAt: request.effectiveAt },
@@ -74,7 +83,19 @@ export async function postHold(
 ): Promise<Transfer> {
   const request = validate(PostHoldInput, input, 'post');
   const amount = request.amount === undefined ? undefined : readMoney(request.amount)!;
-  return inTransaction(db, (db) => postHoldInSession(db, { ...request, amount }));
+  const post = { ...request, amount };
+  return (await inOneStatement(db, (db) => tryPostHold(db, post, []))) ?? inTransaction(db, (db) => postHoldInSession(db, post, [], { tried: true }));
+}
+
+type PostHoldRequest = { key: string; holdId: string; amount?: MinorUnits | undefined; metadata: Record<string, unknown>; effectiveAt?: Date | undefined };
+
+/** A post in full in one statement; a partial one (rare) takes the TypeScript path. */
+async function tryPostHold(db: Session, request: PostHoldRequest, alsoLegs: readonly ResolvedLeg[]): Promise<Transfer | undefined> {
+  if (request.amount !== undefined) return undefined;
+  return tryWriteInOneStatement(db, {
+    transfer: { key: request.key, kind: 'post_hold', holdId: request.holdId, metadata: request.metadata, effectiveAt: request.effectiveAt },
+    legs: alsoLegs.map((leg) => ({ from: leg.from, to: leg.to, amount: { amount: leg.amount, currency: leg.currency } })),
+  });
 }
 
 /**
@@ -83,9 +104,12 @@ export async function postHold(
  */
 export async function postHoldInSession(
   db: Session,
-  request: { key: string; holdId: string; amount?: MinorUnits | undefined; metadata: Record<string, unknown>; effectiveAt?: Date | undefined },
+  request: PostHoldRequest,
   alsoLegs: readonly ResolvedLeg[] = [],
+  options: { tried?: boolean } = {},
 ): Promise<Transfer> {
+  const fast = options.tried ? undefined : await tryPostHold(db, request, alsoLegs);
+  if (fast !== undefined) return fast;
   const held = await loadHold(db, request.holdId);
   let amount = held.leg.amount;
   if (request.amount !== undefined) {
@@ -123,7 +147,10 @@ export async function voidHold(
   input: { key: string; holdId: string; metadata?: Record<string, unknown> },
 ): Promise<Transfer> {
   const request = validate(VoidHoldInput, input, 'void');
-  return inTransaction(db, (db) => voidOne(db, request.key, request.holdId, 'voided', request.metadata));
+  return (
+    (await inOneStatement(db, (db) => tryVoid(db, request.key, request.holdId, 'voided', request.metadata))) ??
+    inTransaction(db, (db) => voidOne(db, request.key, request.holdId, 'voided', request.metadata, { tried: true }))
+  );
 }
 
 const ExpireInput = object({
@@ -160,7 +187,10 @@ export async function voidOne(
   holdId: string,
   reason: 'voided' | 'expired',
   metadata: Record<string, unknown>,
+  options: { tried?: boolean } = {},
 ): Promise<Transfer> {
+  const fast = options.tried ? undefined : await tryVoid(db, key, holdId, reason, metadata);
+  if (fast !== undefined) return fast;
   const held = await loadHold(db, holdId);
   return writeTransfer(db, {
     transfer: { key, kind: 'void_hold', holdId: held.row.id, voidReason: reason, metadata },
@@ -169,6 +199,10 @@ export async function voidOne(
     release: held.leg,
     precheck: (db) => assertHoldOpen(db, held.row, 'void'),
   });
+}
+
+function tryVoid(db: Session, key: string, holdId: string, reason: 'voided' | 'expired', metadata: Record<string, unknown>): Promise<Transfer | undefined> {
+  return tryWriteInOneStatement(db, { transfer: { key, kind: 'void_hold', holdId, voidReason: reason, metadata }, legs: [] });
 }
 
 async function loadHold(db: Session, holdId: string): Promise<{ row: TransferRow; leg: ResolvedLeg }> {

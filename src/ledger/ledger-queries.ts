@@ -1,5 +1,6 @@
 import { sql } from '@databases/pg';
-import { boolean, number, object, string, nullable, record, unknown, type Infer } from 'superstruct';
+import pg from 'pg';
+import { array, boolean, number, object, string, nullable, record, union, unknown, type Infer } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { Int8Text, TimestampText, readRow } from '../db/rows.js';
 
@@ -279,4 +280,75 @@ export async function insertEntriesOfTransfers(db: Session, entries: readonly (N
       ${entries.map((e) => e.amount.toString())}::bigint[]
     ) with ordinality as entry(transfer_id, leg, account_id, currency, amount, position)
     order by entry.position`);
+}
+
+const FastPostingResult = object({
+  transfer: TransferRow,
+  legs: array(object({ from: string(), to: string(), currency: string(), amount: Int8Text })),
+  currencies: array(CurrencyRow),
+});
+export type FastPostingResult = Infer<typeof FastPostingResult>;
+
+const FastPostingError = object({
+  code: string(),
+  message: string(),
+  detail: nullable(string()),
+  hint: nullable(string()),
+  constraint: nullable(string()),
+  table: nullable(string()),
+  schema: nullable(string()),
+  column: nullable(string()),
+});
+
+const FastPostingAnswer = union([object({ posted: FastPostingResult }), object({ error: FastPostingError })]);
+
+/**
+ * The common postings in one round trip (ledgerbox.try_post_transfer, migrations/0001_ledger.sql).
+ * Undefined when the function wrote nothing and left the case to the TypeScript path: a replay,
+ * a refusal or anything unusual. An error the function caught (and undid) is thrown as the
+ * node-postgres error the statement would have raised. Amounts travel as text, with the
+ * dinero.js scale and exponent the caller gave, and are resolved to minor units on the server.
+ */
+export async function tryPostTransfer(
+  db: Session,
+  request: {
+    transfer: NewTransfer;
+    legs: readonly { from: string; to: string; amount: { amount: bigint; currency: string; scale?: bigint | undefined; exponent?: bigint | undefined } }[];
+  },
+): Promise<FastPostingResult | undefined> {
+  const { transfer } = request;
+  const body = JSON.stringify({
+    key: transfer.key,
+    kind: transfer.kind,
+    hold_id: transfer.holdId ?? null,
+    void_reason: transfer.voidReason ?? null,
+    expires_at: transfer.expiresAt?.toISOString() ?? null,
+    metadata: transfer.metadata,
+    effective_at: transfer.effectiveAt?.toISOString() ?? null,
+    legs: request.legs.map((leg) => ({
+      from: leg.from,
+      to: leg.to,
+      currency: leg.amount.currency,
+      amount: leg.amount.amount.toString(),
+      scale: leg.amount.scale?.toString() ?? null,
+      exponent: leg.amount.exponent?.toString() ?? null,
+    })),
+  });
+  const [row] = await db.query(sql`select ledgerbox.try_post_transfer(${body}::jsonb) as answer`);
+  const answer = readRow(object({ answer: nullable(string()) }), row, 'posting').answer;
+  if (answer === null) return undefined;
+  const parsed = readRow(FastPostingAnswer, JSON.parse(answer), 'posting');
+  if ('error' in parsed) throw databaseError(parsed.error);
+  return parsed.posted;
+}
+
+/** The error node-postgres would have raised for the statement, rebuilt from its fields. */
+function databaseError(fields: Infer<typeof FastPostingError>): pg.DatabaseError {
+  const error = new pg.DatabaseError(fields.message, fields.message.length, 'error');
+  error.severity = 'ERROR';
+  error.code = fields.code;
+  for (const name of ['detail', 'hint', 'constraint', 'table', 'schema', 'column'] as const) {
+    if (fields[name] !== null) error[name] = fields[name];
+  }
+  return error;
 }

@@ -8,6 +8,7 @@ import {
   selectCurrency,
   selectEntriesOfTransfer,
   selectTransferByKey,
+  tryPostTransfer,
   type AccountRow,
   type BalanceChange,
   type CurrencyRow,
@@ -87,6 +88,24 @@ export async function lockLegAccounts(db: Session, legs: readonly ResolvedLeg[])
     });
   }
   return byKey;
+}
+
+/**
+ * The common postings (a transfer, a hold, a hold's post in full or its void) in one statement
+ * on the server, which does what writeTransfer does. Undefined when it wrote nothing and left
+ * the case to writeTransfer: a replay, a refusal, anything unusual, so every error keeps its
+ * one implementation here. On a pool the statement is its own transaction; inside the
+ * caller's it needs no savepoint: the function never fails, it undoes its own writes.
+ * @internal
+ */
+export async function tryWriteInOneStatement(
+  db: Session,
+  request: { transfer: NewTransfer; legs: readonly { from: string; to: string; amount: MinorUnits }[] },
+): Promise<Transfer | undefined> {
+  const posted = await tryPostTransfer(db, request);
+  if (posted === undefined) return undefined;
+  const currencies = new Map(posted.currencies.map((currency) => [currency.code, currency]));
+  return toTransferWithCurrencies(posted.transfer, posted.legs, currencies, false);
 }
 
 export async function writeTransfer(db: Session, request: PostingRequest): Promise<Transfer> {

@@ -1,11 +1,11 @@
 import { array, defaulted, object, optional, refine, size } from 'superstruct';
 import { AccountKey, IdempotencyKey, Metadata, Timestamp, Uuid, validate } from '../contracts.js';
-import { autocommitSession, inTransaction, type DatabaseHandle, type Session } from '../db/handle.js';
+import { autocommitSession, inOneStatement, inTransaction, type DatabaseHandle, type Session } from '../db/handle.js';
 import { LedgerboxError, describeValue } from '../errors.js';
 import { limits } from '../limits.js';
 import { PositiveMoney, readMoney, type MoneyInput } from '../money/money.js';
 import { selectTransferById, selectTransferByKey, selectTransferReferencing } from './ledger-queries.js';
-import { loadTransfer, resolveLegs, writeTransfer } from './posting.js';
+import { loadTransfer, resolveLegs, tryWriteInOneStatement, writeTransfer } from './posting.js';
 import type { Transfer } from './types.js';
 
 /** @internal */
@@ -37,17 +37,14 @@ export interface TransferInput {
  */
 export async function postTransfer(db: DatabaseHandle, input: TransferInput): Promise<Transfer> {
   const request = validate(TransferInputContract, input, 'transfer');
+  const legs = request.legs.map((leg) => ({ from: leg.from, to: leg.to, amount: readMoney(leg.amount)! }));
+  const transfer = { key: request.key, kind: 'posted' as const, metadata: request.metadata, effectiveAt: request.effectiveAt };
+  // one round trip on the handle as it is; anything out of the ordinary takes the path below
+  const posted = await inOneStatement(db, (db) => tryWriteInOneStatement(db, { transfer, legs }));
+  if (posted !== undefined) return posted;
   return inTransaction(db, async (db) => {
-    const legs = await resolveLegs(
-      db,
-      request.legs.map((leg) => ({ from: leg.from, to: leg.to, amount: readMoney(leg.amount)! })),
-      (index) => `transfer.legs.${index}.amount`,
-    );
-    return writeTransfer(db, {
-      transfer: { key: request.key, kind: 'posted', metadata: request.metadata, effectiveAt: request.effectiveAt },
-      legs,
-      phase: 'posted',
-    });
+    const resolved = await resolveLegs(db, legs, (index) => `transfer.legs.${index}.amount`);
+    return writeTransfer(db, { transfer, legs: resolved, phase: 'posted' });
   });
 }
 

@@ -2,16 +2,15 @@ import { autocommitSession, inTransaction, type DatabaseHandle, type Session } f
 import { LedgerboxError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { compensationStep, type StepDefinition, type WorkflowDefinition } from './definition.js';
-import { enqueueStep } from './step-job.js';
+import { enqueueStep, stepJobJson } from './step-job.js';
 import {
+  finishStep,
   insertAlert,
-  lockWorkflowForJob,
-  insertProviderCall,
   insertStepAttempt,
   insertStepResult,
-  selectProviderCall,
-  selectStepResults,
-  selectWorkflow,
+  lockWorkflowWithResults,
+  recordProviderCall,
+  selectStepContext,
   updateWorkflow,
   type WorkflowRow,
 } from './workflow-queries.js';
@@ -62,10 +61,12 @@ export async function runStep<Providers>(
 ): Promise<void> {
   const startedAt = new Date();
   const read = autocommitSession(environment.db);
-  const workflow = await selectWorkflow(read, payload.workflowId, { lock: false });
-  if (workflow === undefined) {
+  // the workflow, its results and this step's recorded call, in one round trip
+  const context = await selectStepContext(read, payload.workflowId, externalKey(payload.workflowId, payload.step));
+  if (context === undefined) {
     throw new LedgerboxError('workflow_not_found', `No workflow ${payload.workflowId}`, { details: payload });
   }
+  const { workflow } = context;
   const definition = environment.workflows.get(workflow.kind);
   const step = definition && (payload.step === compensationStep ? definition.compensate : definition.steps[payload.step]);
   if (definition === undefined || step === undefined) {
@@ -76,30 +77,36 @@ export async function runStep<Providers>(
   try {
     // before an external call, make sure it is still needed; a database-only step checks under the lock
     if (step.external !== undefined) {
-      const results = await selectStepResults(read, workflow.id);
-      if (results.has(payload.step) || !isDue(workflow, payload.step)) {
+      if (context.results.has(payload.step) || !isDue(workflow, payload.step)) {
         logger.debug({ status: workflow.status, currentStep: workflow.current_step }, 'step already done or no longer due');
         return;
       }
     }
-    const external = await externalAnswer(environment, step, workflow, payload.step, logger);
+    const external = await externalAnswer(environment, step, context, payload.step, logger);
     await inTransaction(environment.db, async (db) => {
-      const locked = await lockHeld(db, workflow.id, job);
-      const current = await selectStepResults(db, workflow.id);
+      const { workflow: locked, results: current } = await lockHeld(db, workflow.id, job);
       if (current.has(payload.step) || !isDue(locked, payload.step)) {
         await recordAttempt(db, payload, maxAttempts, job, 'already_done', null, startedAt);
         return;
       }
       const outcome = await step.run(db, { workflow: locked, results: current, external, providers: environment.providers, logger });
-      await insertStepResult(db, workflow.id, payload.step, outcome.result);
-      await recordAttempt(db, payload, maxAttempts, job, 'succeeded', null, startedAt);
+      const attempt = { maxAttempts, jobId: job.id, workerId: job.workerId, startedAt };
       if ('next' in outcome) {
-        await updateWorkflow(db, workflow.id, { status: 'running', currentStep: outcome.next });
-        await enqueueStep(db, workflow.id, outcome.next);
+        // result, attempt, workflow state and the next step's job in one statement
+        await finishStep(db, {
+          workflowId: workflow.id,
+          step: payload.step,
+          result: outcome.result,
+          attempt,
+          workflow: { status: 'running', currentStep: outcome.next },
+          nextJob: stepJobJson(workflow.id, outcome.next),
+        });
       } else if ('done' in outcome) {
         const status = payload.step === compensationStep ? 'compensated' : 'completed';
-        await updateWorkflow(db, workflow.id, { status, currentStep: payload.step });
+        await finishStep(db, { workflowId: workflow.id, step: payload.step, result: outcome.result, attempt, workflow: { status, currentStep: payload.step }, nextJob: null });
       } else {
+        await insertStepResult(db, workflow.id, payload.step, outcome.result);
+        await recordAttempt(db, payload, maxAttempts, job, 'succeeded', null, startedAt);
         await failWorkflow(db, locked, payload.step, outcome.fail, 'warning', 0);
       }
     });
@@ -112,6 +119,11 @@ export async function runStep<Providers>(
     logger.warn({ err: error }, 'step attempt failed');
     await recordFailure(environment, definition, step, workflow, payload, job, error, startedAt);
   }
+}
+
+/** The idempotency key of a step's external call: the same on every attempt. */
+function externalKey(workflowId: string, step: string): string {
+  return `${workflowId}:${step}`;
 }
 
 /**
@@ -128,26 +140,25 @@ function isDue(workflow: WorkflowRow, step: string): boolean {
  * (fencing): the peers of a worker that looked dead may have unlocked its job and handed it to
  * another worker. Under the workflow lock, so of two runs at most one writes.
  */
-async function lockHeld(db: Session, workflowId: string, job: StepJob): Promise<WorkflowRow> {
-  const locked = await lockWorkflowForJob(db, workflowId, job.id);
+async function lockHeld(db: Session, workflowId: string, job: StepJob): Promise<{ workflow: WorkflowRow; results: Map<string, unknown> }> {
+  const locked = await lockWorkflowWithResults(db, workflowId, job.id);
   if (locked === undefined) throw new LedgerboxError('workflow_not_found', `No workflow ${workflowId}`, { details: { workflowId } });
   if (job.workerId !== null && locked.holder !== job.workerId) throw new Fenced(`job ${job.id} is no longer held by ${job.workerId}`);
-  return locked.workflow;
+  return locked;
 }
 
 async function externalAnswer<Providers>(
   environment: StepEnvironment<Providers>,
   step: StepDefinition<Providers>,
-  workflow: WorkflowRow,
+  context: { workflow: WorkflowRow; results: Map<string, unknown>; recorded: unknown },
   stepName: string,
   logger: Logger,
 ): Promise<unknown> {
   if (step.external === undefined) return undefined;
-  const idempotencyKey = `${workflow.id}:${stepName}`;
-  const read = autocommitSession(environment.db);
-  const results = await selectStepResults(read, workflow.id);
-  const recorded = await selectProviderCall(read, idempotencyKey);
+  const { workflow, results, recorded } = context;
   if (recorded !== undefined) return recorded;
+  const idempotencyKey = externalKey(workflow.id, stepName);
+  const read = autocommitSession(environment.db);
   const response = await step.external.call({
     db: read,
     workflow,
@@ -157,9 +168,8 @@ async function externalAnswer<Providers>(
     providers: environment.providers,
     logger,
   });
-  await insertProviderCall(read, { idempotencyKey, workflowId: workflow.id, step: stepName, provider: step.external.provider, response });
   // if another delivery recorded an answer first, that one is the answer
-  return selectProviderCall(read, idempotencyKey);
+  return recordProviderCall(read, { idempotencyKey, workflowId: workflow.id, step: stepName, provider: step.external.provider, response });
 }
 
 async function recordAttempt(
@@ -195,11 +205,11 @@ async function recordFailure<Providers>(
 ): Promise<void> {
   const maxAttempts = step.maxAttempts ?? definition.maxAttempts;
   await inTransaction(environment.db, async (db) => {
-    const locked = await lockHeld(db, workflow.id, job);
+    const { workflow: locked, results } = await lockHeld(db, workflow.id, job);
     const failures = await recordAttempt(db, payload, maxAttempts, job, 'failed', describeError(error), startedAt);
     // a duplicate or late run of a step that has since succeeded, or that the workflow has
     // moved past, must not fail the workflow: its failure is history, nothing more
-    if (!isDue(locked, payload.step) || (await selectStepResults(db, workflow.id)).has(payload.step)) return;
+    if (!isDue(locked, payload.step) || results.has(payload.step)) return;
     if (failures < maxAttempts) {
       const backoff_ms = Math.min(environment.retry.max_ms, environment.retry.base_ms * 2 ** (failures - 1));
       await enqueueStep(db, workflow.id, payload.step, new Date(Date.now() + Math.random() * backoff_ms));

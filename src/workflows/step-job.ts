@@ -1,7 +1,7 @@
 import { object, string } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { Uuid } from '../contracts.js';
-import { addJobs } from '../outbox/outbox-queries.js';
+import { addJobs, type JobSpec } from '../outbox/outbox-queries.js';
 import { defineTask } from '../outbox/tasks.js';
 
 /** The one task every workflow step runs as: its payload names the workflow and the step, nothing else. */
@@ -18,21 +18,39 @@ export const stepTask = defineTask('ledgerbox:step', object({ workflowId: Uuid, 
  * cannot deliver it again. @internal
  */
 export async function enqueueStep(db: Session, workflowId: string, step: string, runAt: Date | null = null): Promise<void> {
-  await addJobs(
-    db,
-    [
-      {
-        task: stepTask.name,
-        payload: { workflowId, step },
-        queue: null,
-        runAt,
-        maxAttempts: stepTask.defaults.maxAttempts ?? null,
-        jobKey: stepJobKey(workflowId, step),
-        priority: null,
-      },
-    ],
-    'replace',
-  );
+  await addJobs(db, [stepJobSpec(workflowId, step, runAt)], 'replace');
+}
+
+/** The job enqueueStep adds. @internal */
+export function stepJobSpec(workflowId: string, step: string, runAt: Date | null = null): JobSpec {
+  return {
+    task: stepTask.name,
+    payload: { workflowId, step },
+    queue: null,
+    runAt,
+    maxAttempts: stepTask.defaults.maxAttempts ?? null,
+    jobKey: stepJobKey(workflowId, step),
+    priority: null,
+  };
+}
+
+/**
+ * The same job as ledgerbox.add_jobs takes it (the JSON outbox-queries' addJobs sends), for a
+ * statement that adds it alongside other writes. @internal
+ */
+export function stepJobJson(workflowId: string, step: string, runAt: Date | null = null): string {
+  const job = stepJobSpec(workflowId, step, runAt);
+  return JSON.stringify([
+    {
+      identifier: job.task,
+      payload: job.payload,
+      queue_name: job.queue,
+      run_at: job.runAt?.toISOString() ?? null,
+      max_attempts: job.maxAttempts,
+      job_key: job.jobKey,
+      priority: job.priority,
+    },
+  ]);
 }
 
 /** @internal */

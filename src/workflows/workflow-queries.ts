@@ -67,13 +67,6 @@ export async function updateWorkflow(
     where id = ${id}::uuid`);
 }
 
-const ResultRow = object({ step: string(), result: unknown() });
-
-export async function selectStepResults(db: Session, workflowId: string): Promise<Map<string, unknown>> {
-  const rows = await db.query(sql`select step, result from ledgerbox.step_results where workflow_id = ${workflowId}::uuid`);
-  return new Map(rows.map((row) => readRow(ResultRow, row, 'step result')).map((row) => [row.step, row.result]));
-}
-
 export async function insertStepResult(db: Session, workflowId: string, step: string, result: unknown): Promise<void> {
   await db.query(sql`
     insert into ledgerbox.step_results (workflow_id, step, result)
@@ -112,33 +105,12 @@ export async function insertStepAttempt(
 
 const LockHolderRow = object({ holder: nullable(string()) });
 
-/** Locks the workflow and says who holds the step's job now, in one round trip. */
-export async function lockWorkflowForJob(db: Session, id: string, jobId: string): Promise<{ workflow: WorkflowRow; holder: string | null } | undefined> {
-  const [row] = await db.query(sql`
-    select ${workflowColumns}, ledgerbox.job_lock_holder(${jobId}::bigint) as job_holder
-    from ledgerbox.workflows w where w.id = ${id}::uuid for update`);
-  if (row === undefined) return undefined;
-  const { job_holder: holder, ...workflow } = row as Record<string, unknown>;
-  return { workflow: readRow(WorkflowRow, workflow, 'workflow'), holder: readRow(LockHolderRow, { holder }, 'job lock').holder };
-}
-
 
 const ProviderCallRow = object({ response: unknown() });
 
 export async function selectProviderCall(db: Session, idempotencyKey: string): Promise<unknown> {
   const [row] = await db.query(sql`select response from ledgerbox.provider_calls where idempotency_key = ${idempotencyKey}`);
   return row === undefined ? undefined : readRow(ProviderCallRow, row, 'provider call').response;
-}
-
-/** The first answer recorded under a key wins; a later, concurrent one is dropped. */
-export async function insertProviderCall(
-  db: Session,
-  call: { idempotencyKey: string; workflowId: string; step: string; provider: string; response: unknown },
-): Promise<void> {
-  await db.query(sql`
-    insert into ledgerbox.provider_calls (idempotency_key, workflow_id, step, provider, response)
-    values (${call.idempotencyKey}, ${call.workflowId}::uuid, ${call.step}, ${call.provider}, ${JSON.stringify(call.response)}::jsonb)
-    on conflict (idempotency_key) do nothing`);
 }
 
 export async function insertAlert(
@@ -158,3 +130,106 @@ export const AlertRow = object({
   message: string(),
   created_at: TimestampText,
 });
+
+const StepContextRow = object({ results: record(string(), unknown()), recorded: unknown() });
+
+/**
+ * What a step needs before it starts, in one round trip: the workflow, the results recorded so
+ * far, and the recorded answer of the call made under `idempotencyKey` (undefined when none).
+ */
+export async function selectStepContext(
+  db: Session,
+  workflowId: string,
+  idempotencyKey: string,
+): Promise<{ workflow: WorkflowRow; results: Map<string, unknown>; recorded: unknown } | undefined> {
+  const [row] = await db.query(sql`
+    select ${workflowColumns},
+      (select coalesce(jsonb_object_agg(r.step, r.result), '{}') from ledgerbox.step_results r where r.workflow_id = w.id) as step_results,
+      (select jsonb_build_array(c.response) from ledgerbox.provider_calls c where c.idempotency_key = ${idempotencyKey}) as recorded_call
+    from ledgerbox.workflows w where w.id = ${workflowId}::uuid`);
+  if (row === undefined) return undefined;
+  const { step_results: results, recorded_call: recorded, ...workflow } = row as Record<string, unknown>;
+  const context = readRow(StepContextRow, { results, recorded }, 'step context');
+  return {
+    workflow: readRow(WorkflowRow, workflow, 'workflow'),
+    results: new Map(Object.entries(context.results)),
+    recorded: Array.isArray(context.recorded) ? context.recorded[0] : undefined,
+  };
+}
+
+/**
+ * Locks the workflow, says who holds the step's job now, and reads the results recorded so
+ * far, in one round trip (lockWorkflowForJob and selectStepResults together).
+ */
+export async function lockWorkflowWithResults(
+  db: Session,
+  id: string,
+  jobId: string,
+): Promise<{ workflow: WorkflowRow; holder: string | null; results: Map<string, unknown> } | undefined> {
+  const [row] = await db.query(sql`
+    select ${workflowColumns}, ledgerbox.job_lock_holder(${jobId}::bigint) as job_holder,
+      (select coalesce(jsonb_object_agg(r.step, r.result), '{}') from ledgerbox.step_results r where r.workflow_id = w.id) as step_results
+    from ledgerbox.workflows w where w.id = ${id}::uuid for update of w`);
+  if (row === undefined) return undefined;
+  const { job_holder: holder, step_results: results, ...workflow } = row as Record<string, unknown>;
+  return {
+    workflow: readRow(WorkflowRow, workflow, 'workflow'),
+    holder: readRow(LockHolderRow, { holder }, 'job lock').holder,
+    results: new Map(Object.entries(readRow(record(string(), unknown()), results, 'step results'))),
+  };
+}
+
+/** Records the first answer under a key and returns the answer that counts, in one round trip. */
+export async function recordProviderCall(
+  db: Session,
+  call: { idempotencyKey: string; workflowId: string; step: string; provider: string; response: unknown },
+): Promise<unknown> {
+  const [row] = await db.query(sql`
+    with added as (
+      insert into ledgerbox.provider_calls (idempotency_key, workflow_id, step, provider, response)
+      values (${call.idempotencyKey}, ${call.workflowId}::uuid, ${call.step}, ${call.provider}, ${JSON.stringify(call.response)}::jsonb)
+      on conflict (idempotency_key) do nothing
+      returning response
+    )
+    select response from added
+    union all
+    select response from ledgerbox.provider_calls where idempotency_key = ${call.idempotencyKey} and not exists (select 1 from added)`);
+  // a concurrent delivery's answer committed after this statement's snapshot: read it now
+  if (row === undefined) return selectProviderCall(db, call.idempotencyKey);
+  return readRow(ProviderCallRow, row, 'provider call').response;
+}
+
+/**
+ * A successful step's bookkeeping in one statement: its result, its attempt, the workflow's new
+ * state and, when there is one, the next step's job (ledgerbox.add_jobs, as enqueueStep adds it).
+ */
+export async function finishStep(
+  db: Session,
+  finish: {
+    workflowId: string;
+    step: string;
+    result: unknown;
+    attempt: { maxAttempts: number; jobId: string | null; workerId: string | null; startedAt: Date };
+    workflow: { status: string; currentStep: string };
+    nextJob: string | null;
+  },
+): Promise<void> {
+  await db.query(sql`
+    with result as (
+      insert into ledgerbox.step_results (workflow_id, step, result)
+      values (${finish.workflowId}::uuid, ${finish.step}, ${JSON.stringify(finish.result)}::jsonb)
+    ), attempt as (
+      insert into ledgerbox.step_attempts (workflow_id, step, attempt, max_attempts, job_id, worker_id, outcome, error, started_at)
+      select w.id, ${finish.step},
+        1 + (select count(*)::int from ledgerbox.step_attempts a
+          where a.workflow_id = w.id and a.step = ${finish.step} and a.outcome = 'failed'
+            and a.finished_at > coalesce(w.resumed_at, '-infinity')),
+        ${finish.attempt.maxAttempts}, ${finish.attempt.jobId}::bigint, ${finish.attempt.workerId},
+        'succeeded', null, ${finish.attempt.startedAt.toISOString()}::timestamptz
+      from ledgerbox.workflows w where w.id = ${finish.workflowId}::uuid
+    ), workflow as (
+      update ledgerbox.workflows set status = ${finish.workflow.status}, current_step = ${finish.workflow.currentStep}, updated_at = now()
+      where id = ${finish.workflowId}::uuid
+    )
+    select count(*) from ledgerbox.add_jobs(${finish.nextJob}::json) where ${finish.nextJob}::json is not null`);
+}

@@ -1,5 +1,5 @@
 import { sql } from '@databases/pg';
-import { nullable, number, object, string, type Infer } from 'superstruct';
+import { array, nullable, number, object, string, type Infer } from 'superstruct';
 import type { Session } from '../../db/handle.js';
 import { Int8Text, TimestampText, readRow } from '../../db/rows.js';
 
@@ -21,6 +21,11 @@ export const ExchangeRow = object({
   quote_expires_at: nullable(TimestampText),
   target_amount: nullable(Int8Text),
   settlement_id: nullable(string()),
+  // the two currencies' definitions, so a step needs no lookup of its own
+  source_base: number(),
+  source_exponent: number(),
+  target_base: number(),
+  target_exponent: number(),
 });
 export type ExchangeRow = Infer<typeof ExchangeRow>;
 
@@ -28,21 +33,13 @@ const exchangeColumns = sql`
   x.workflow_id::text as workflow_id, w.key, w.status, x.source_account, x.target_account, x.source_currency, x.target_currency,
   x.source_amount::text as source_amount, x.hold_id::text as hold_id, x.quote_id, x.rate_amount::text as rate_amount,
   x.rate_scale::int as rate_scale, ${iso('x.quote_expires_at')} as quote_expires_at, x.target_amount::text as target_amount,
-  x.settlement_id::text as settlement_id`;
-
-export async function insertExchange(
-  db: Session,
-  exchange: { workflowId: string; sourceAccount: string; targetAccount: string; sourceCurrency: string; targetCurrency: string; sourceAmount: bigint; holdId: string },
-): Promise<void> {
-  await db.query(sql`
-    insert into ledgerbox.exchanges (workflow_id, source_account, target_account, source_currency, target_currency, source_amount, hold_id)
-    values (${exchange.workflowId}::uuid, ${exchange.sourceAccount}, ${exchange.targetAccount}, ${exchange.sourceCurrency},
-      ${exchange.targetCurrency}, ${exchange.sourceAmount.toString()}::bigint, ${exchange.holdId}::uuid)`);
-}
+  x.settlement_id::text as settlement_id, sc.base::int as source_base, sc.exponent::int as source_exponent,
+  tc.base::int as target_base, tc.exponent::int as target_exponent`;
 
 export async function selectExchange(db: Session, workflowId: string): Promise<ExchangeRow | undefined> {
   const [row] = await db.query(sql`
     select ${exchangeColumns} from ledgerbox.exchanges x join ledgerbox.workflows w on w.id = x.workflow_id
+    join ledgerbox.currencies sc on sc.code = x.source_currency join ledgerbox.currencies tc on tc.code = x.target_currency
     where x.workflow_id = ${workflowId}::uuid`);
   return row === undefined ? undefined : readRow(ExchangeRow, row, 'exchange');
 }
@@ -65,3 +62,66 @@ export async function storeSettlement(db: Session, workflowId: string, settlemen
     where workflow_id = ${workflowId}::uuid and settlement_id is null`);
 }
 
+
+const StartRow = object({
+  currency: nullable(object({ code: string(), base: number(), exponent: number() })),
+  earlier: nullable(string()),
+  accounts: array(object({ key: string(), currency: string() })),
+  clearing: array(string()),
+});
+export type ExchangeStartRow = Infer<typeof StartRow>;
+
+/**
+ * What startExchange checks before it writes, in one round trip: the amount's currency, a
+ * workflow already started under the key, the two accounts, and which FX clearing accounts of
+ * their currencies exist.
+ */
+export async function selectExchangeStart(
+  db: Session,
+  start: { currency: string; key: string; from: string; to: string; clearingPrefix: string },
+): Promise<ExchangeStartRow> {
+  const [row] = await db.query(sql`
+    with named as (
+      select a.key, a.currency from ledgerbox.accounts a where a.key in (${start.from}, ${start.to})
+    )
+    select
+      (select json_build_object('code', c.code, 'base', c.base, 'exponent', c.exponent) from ledgerbox.currencies c where c.code = ${start.currency}) as currency,
+      (select w.id::text from ledgerbox.workflows w where w.key = ${start.key}) as earlier,
+      (select coalesce(json_agg(json_build_object('key', n.key, 'currency', n.currency)), '[]') from named n) as accounts,
+      (select coalesce(json_agg(a.key), '[]') from ledgerbox.accounts a
+        where a.key in (select ${start.clearingPrefix} || n.currency from named n)) as clearing`);
+  return readRow(StartRow, row, 'exchange start');
+}
+
+/**
+ * The workflow, its exchange and its first step's job (ledgerbox.add_jobs, as enqueueStep adds
+ * it) in one statement. False when the key was taken meanwhile: nothing was written.
+ */
+export async function insertExchangeWorkflow(
+  db: Session,
+  start: {
+    workflowId: string;
+    kind: string;
+    key: string;
+    firstStep: string;
+    subject: Record<string, unknown>;
+    exchange: { sourceAccount: string; targetAccount: string; sourceCurrency: string; targetCurrency: string; sourceAmount: bigint; holdId: string };
+    firstJob: string;
+  },
+): Promise<boolean> {
+  const { exchange } = start;
+  const rows = await db.query(sql`
+    with workflow as (
+      insert into ledgerbox.workflows (id, kind, key, current_step, subject)
+      values (${start.workflowId}::uuid, ${start.kind}, ${start.key}, ${start.firstStep}, ${JSON.stringify(start.subject)}::jsonb)
+      on conflict (key) do nothing
+      returning id
+    ), exchange as (
+      insert into ledgerbox.exchanges (workflow_id, source_account, target_account, source_currency, target_currency, source_amount, hold_id)
+      select workflow.id, ${exchange.sourceAccount}, ${exchange.targetAccount}, ${exchange.sourceCurrency},
+        ${exchange.targetCurrency}, ${exchange.sourceAmount.toString()}::bigint, ${exchange.holdId}::uuid
+      from workflow
+    )
+    select (select count(*) from ledgerbox.add_jobs(${start.firstJob}::json)) as jobs from workflow`);
+  return rows.length === 1;
+}

@@ -1,19 +1,20 @@
+import { randomUUID } from 'node:crypto';
 import { convert, dinero, halfEven, toSnapshot, transformScale, type Dinero } from 'dinero.js/bigint';
 import { defaulted, enums, integer, object, optional, pattern, refine, size, string } from 'superstruct';
 import { AccountKey, IdempotencyKey, Metadata, Uuid, validate } from '../../contracts.js';
 import { autocommitSession, inTransaction, type DatabaseHandle, type Session } from '../../db/handle.js';
 import { IdempotencyConflictError, LedgerboxError, describeValue } from '../../errors.js';
 import { holdInSession, postHoldInSession, voidOne } from '../../ledger/holds.js';
-import { insertAccount, selectAccountsByKey, selectCurrency, selectTransferReferencing } from '../../ledger/ledger-queries.js';
+import { insertAccount, selectTransferReferencing } from '../../ledger/ledger-queries.js';
 import { reverseInSession } from '../../ledger/transfers.js';
 import { limits } from '../../limits.js';
 import { PositiveMoney, readMoney, toDinero, toLedgerMinorUnits, type MoneyInput } from '../../money/money.js';
 import { addJobs } from '../../outbox/outbox-queries.js';
 import { defineTask } from '../../outbox/tasks.js';
 import type { StepDefinition, WorkflowDefinition } from '../definition.js';
-import { enqueueStep } from '../step-job.js';
-import { insertWorkflow, selectWorkflowByKey } from '../workflow-queries.js';
-import { insertExchange, selectExchange, storeQuote, storeSettlement, type ExchangeRow } from './exchange-queries.js';
+import { stepJobJson } from '../step-job.js';
+import { selectWorkflowByKey } from '../workflow-queries.js';
+import { insertExchangeWorkflow, selectExchange, selectExchangeStart, storeQuote, storeSettlement, type ExchangeRow } from './exchange-queries.js';
 import type { ComplianceDecision, ExchangeProviders, FxQuote } from './providers.js';
 
 /** The per-currency account an exchange's money passes through: `ledgerbox:fx:USD`. */
@@ -68,15 +69,16 @@ export async function startExchange(
   const request = validate(ExchangeInput, input, 'exchange');
   const money = readMoney(request.amount)!;
   return inTransaction(db, async (db) => {
-    const currency = await selectCurrency(db, money.currency);
-    if (currency === undefined) throw new LedgerboxError('unknown_currency', `Unknown currency ${describeValue(money.currency)} at \`exchange.amount\``);
+    // every check's input in one round trip; the checks themselves in the same order as ever
+    const start = await selectExchangeStart(db, { currency: money.currency, key: request.key, from: request.from, to: request.to, clearingPrefix: fxClearingAccount('') });
+    const currency = start.currency;
+    if (currency === null) throw new LedgerboxError('unknown_currency', `Unknown currency ${describeValue(money.currency)} at \`exchange.amount\``);
     const sourceAmount = toLedgerMinorUnits(money, currency);
     if (typeof sourceAmount === 'string') throw new LedgerboxError('currency_exponent_mismatch', `Invalid \`exchange.amount\`: ${sourceAmount}`);
 
-    const earlier = await selectWorkflowByKey(db, request.key);
-    if (earlier !== undefined) return replay(db, earlier.id, request.key, { ...request, sourceAmount, sourceCurrency: money.currency });
+    if (start.earlier !== null) return replay(db, start.earlier, request.key, { ...request, sourceAmount, sourceCurrency: money.currency });
 
-    const accounts = await selectAccountsByKey(db, [request.from, request.to]);
+    const accounts = start.accounts;
     const source = accounts.find((account) => account.key === request.from);
     const target = accounts.find((account) => account.key === request.to);
     const missing = [request.from, request.to].filter((key) => !accounts.some((account) => account.key === key));
@@ -94,6 +96,8 @@ export async function startExchange(
       });
     }
     for (const code of [source.currency, target.currency]) {
+      // opened once per currency, by the first exchange that needs it
+      if (start.clearing.includes(fxClearingAccount(code))) continue;
       await insertAccount(db, { key: fxClearingAccount(code), currency: code, allowNegative: true, metadata: { purpose: 'fx clearing' } });
     }
     const hold = await holdInSession(db, {
@@ -105,24 +109,27 @@ export async function startExchange(
       expiresAt: new Date(Date.now() + request.holdFor_ms),
       metadata: { exchange: request.key, ...request.metadata },
     });
-    const workflow = await insertWorkflow(db, {
+    // the workflow, its exchange and its first step in one statement, after the hold: the
+    // clearing account the hold locked is held for as few round trips as possible
+    const workflowId = randomUUID();
+    const inserted = await insertExchangeWorkflow(db, {
+      workflowId,
       kind: exchangeWorkflow.kind,
       key: request.key,
       firstStep: exchangeWorkflow.firstStep,
       subject: { from: source.key, to: target.key, holdId: hold.id },
+      exchange: {
+        sourceAccount: source.key,
+        targetAccount: target.key,
+        sourceCurrency: source.currency,
+        targetCurrency: target.currency,
+        sourceAmount,
+        holdId: hold.id,
+      },
+      firstJob: stepJobJson(workflowId, exchangeWorkflow.firstStep),
     });
-    if (workflow === undefined) throw new LedgerboxError('transaction_conflict', `Exchange ${request.key} was started concurrently; retry to get it`, { retryable: true });
-    await insertExchange(db, {
-      workflowId: workflow.id,
-      sourceAccount: source.key,
-      targetAccount: target.key,
-      sourceCurrency: source.currency,
-      targetCurrency: target.currency,
-      sourceAmount,
-      holdId: hold.id,
-    });
-    await enqueueStep(db, workflow.id, exchangeWorkflow.firstStep);
-    return { exchangeId: workflow.id, holdId: hold.id, replayed: false };
+    if (!inserted) throw new LedgerboxError('transaction_conflict', `Exchange ${request.key} was started concurrently; retry to get it`, { retryable: true });
+    return { exchangeId: workflowId, holdId: hold.id, replayed: false };
   });
 }
 
@@ -269,8 +276,8 @@ const settle: StepDefinition<ExchangeProviders> = {
     if (exchange.quote_expires_at.getTime() <= Date.now()) {
       return { result: { quoteExpiredAt: exchange.quote_expires_at.toISOString() }, fail: `quote ${exchange.quote_id} expired at ${exchange.quote_expires_at.toISOString()}` };
     }
-    const sourceCurrency = (await selectCurrency(db, exchange.source_currency))!;
-    const targetCurrency = (await selectCurrency(db, exchange.target_currency))!;
+    const sourceCurrency = { code: exchange.source_currency, base: exchange.source_base, exponent: exchange.source_exponent };
+    const targetCurrency = { code: exchange.target_currency, base: exchange.target_base, exponent: exchange.target_exponent };
     const targetAmount = convertAmount({ amount: exchange.source_amount, currency: sourceCurrency }, targetCurrency, {
       amount: exchange.rate_amount,
       scale: exchange.rate_scale,
@@ -357,7 +364,8 @@ export async function getExchange(db: DatabaseHandle, exchangeId: string): Promi
   const exchange = await selectExchange(session, id);
   if (exchange === undefined) throw new LedgerboxError('workflow_not_found', `No exchange ${describeValue(id)}`, { details: { exchangeId: id } });
   const workflow = (await selectWorkflowByKey(session, exchange.key))!;
-  const [source, target] = [(await selectCurrency(session, exchange.source_currency))!, (await selectCurrency(session, exchange.target_currency))!];
+  const source = { code: exchange.source_currency, base: exchange.source_base, exponent: exchange.source_exponent };
+  const target = { code: exchange.target_currency, base: exchange.target_base, exponent: exchange.target_exponent };
   return {
     id: exchange.workflow_id,
     key: exchange.key,
