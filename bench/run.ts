@@ -26,12 +26,15 @@ try {
   console.log(`ledgerbox bench (${settings.quick ? 'quick' : `scale ${settings.scale}`}): ${os.cpus().length} cores (${cpu}), PostgreSQL ${server.version}, Node ${process.version}`);
   console.log(`server: ${server.description}`);
   console.log(`command: ${['npm run bench', ...process.argv.slice(2)].join(' ')}${settings.quick ? ' (quick)' : ''}\n`);
-  metrics.push(...(await benchPosting(server, settings, log)));
-  metrics.push(...(await benchBatch(server, settings, log)));
-  metrics.push(...(await benchJobs(server, settings, log)));
-  metrics.push(...(await benchReconcile(server, settings, log)));
-  metrics.push(...(await benchExchanges(server, settings, log)));
-  metrics.push(...(await benchMemory(server, settings, log)));
+  // `--only posting,reconcile` runs some of them (each is measured beside its own peer anyway)
+  const suites = { posting: benchPosting, batch: benchBatch, jobs: benchJobs, reconcile: benchReconcile, exchanges: benchExchanges, memory: benchMemory };
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt >= 0 ? (process.argv[onlyAt + 1] ?? '').split(',') : Object.keys(suites);
+  const unknown = only.filter((name) => !(name in suites));
+  if (unknown.length > 0) throw new Error(`Expected \`--only\` to list some of ${Object.keys(suites).join(', ')}, got ${unknown.join(', ')}`);
+  for (const [name, bench] of Object.entries(suites)) {
+    if (only.includes(name)) metrics.push(...(await bench(server, settings, log)));
+  }
 } finally {
   await server.close();
 }

@@ -68,7 +68,7 @@ export async function runStep<Providers>(
   }
   const { workflow } = context;
   const definition = environment.workflows.get(workflow.kind);
-  const step = definition && (payload.step === compensationStep ? definition.compensate : definition.steps[payload.step]);
+  const step = definition && (payload.step === compensationStep ? definition.compensate : Object.hasOwn(definition.steps, payload.step) ? definition.steps[payload.step] : undefined);
   if (definition === undefined || step === undefined) {
     throw new LedgerboxError('unknown_step', `Workflow kind ${workflow.kind} has no step ${payload.step}`, { details: payload });
   }
