@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import pg from 'pg';
 import { pino } from 'pino';
-import { exchangeSettled, migrate, reconcile, startWorker, type ReconciliationReport, type RunningWorker } from '../src/index.ts';
+import { exchangeSettled, migrate, reconcile, startWorker, summariseBatches, type ReconciliationReport, type RunningWorker } from '../src/index.ts';
 import { resolveDatabase, type ResolvedDatabase } from '../src/db/connection.ts';
 import { resetEmbeddedPostgres } from '../src/db/embedded.ts';
 import { inTransaction } from '../src/db/handle.ts';
@@ -243,6 +243,16 @@ async function main(): Promise<number> {
     }),
   );
   out(`${notified} settlement notifications and ${statementsDone} nightly statements ran on the worker.`);
+  // the worker summarises finished batches every minute; the demo asks at once (graphile-worker
+  // may take a moment to let go of the last job)
+  for (let tries = 0; tries < 50; tries++) {
+    const [batch] = (await summariseBatches(activePool)).filter((summary) => summary.name === `${plan.run}:nightly-statements`);
+    if (batch !== undefined) {
+      out(`batch ${batch.name}: ${batch.jobs} jobs, ${batch.completed} completed, ${batch.failed} failed (recorded in ledgerbox.batch_runs, info alert ${batch.alertId})`);
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   return report.status === 'critical' ? 2 : 0;
 }
 

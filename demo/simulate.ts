@@ -110,6 +110,8 @@ export async function fanOutStatements(pool: pg.Pool, plan: DayPlan): Promise<vo
     queue: 'demo:statements',
     queueConcurrency: 4,
     jobKeyPrefix: `${plan.run}:statement:`,
+    // a named batch: once its last job has run, summariseBatches records what it did
+    batch: `${plan.run}:nightly-statements`,
   });
 }
 

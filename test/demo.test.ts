@@ -28,6 +28,10 @@ test('npm run demo at a small size: everything finishes, the books reconcile, th
   assert.match(stdout, /Workflows: \d+ completed, \d+ compensated, 0 failed/);
   assert.match(stdout, /Reconciliation \d+: (CLEAN|WARNINGS): /);
   assert.match(stdout, /report email written to \S+reconciliation-\d+\.eml/);
+  // the nightly fan-out is a named batch, summarised once its last job has run
+  assert.match(stdout, /batch \S+:nightly-statements: 20 jobs, 20 completed, 0 failed/);
+  const batches = await db.pool.query(`select name, finished_at is not null as summarised from ledgerbox.batch_runs where name like '%:nightly-statements'`);
+  assert.deepEqual(batches.rows.map((row) => row.summarised), [true]);
   // not a TTY: plain progress lines
   assert.match(stdout, /\] (the day|settling): placed \d+\/100 exchanges/);
   const url = db.connectionString;
