@@ -4,6 +4,7 @@
 // and the server restarts under it: a request whose fate is unknown (the connection died, maybe
 // during COMMIT) is made again with the same idempotency key until it gets an answer, which is
 // what a well-behaved host does. It reports each request's outcome to the run.
+import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { integer, object, string } from 'superstruct';
 import { validate } from '../src/contracts.ts';
@@ -20,7 +21,7 @@ import {
   type Transfer,
 } from '../src/index.ts';
 import { buildPlan, type Leg, type Op } from './plan.ts';
-import { send, type OutcomeMessage } from './protocol.ts';
+import { Go, send, type OutcomeMessage } from './protocol.ts';
 import { dice, streamSeed } from './random.ts';
 
 const ClientSettings = object({
@@ -31,11 +32,8 @@ const ClientSettings = object({
   exchanges: integer(),
   clients: integer(),
   customers: integer(),
-  /** When the workload starts and how long it is spread over (epoch ms, ms). */
-  start_ms: integer(),
+  /** How long the workload is spread over. */
   duration_ms: integer(),
-  /** A request still without an answer at this time (epoch ms) is reported unknown. */
-  deadline_ms: integer(),
   lanes: integer(),
 });
 
@@ -149,13 +147,28 @@ async function execute(op: Op): Promise<Outcome> {
     } catch (error) {
       if (isLedgerboxError(error) && !error.retryable) return { outcome: 'refused', code: error.code, attempts: attempt, ids: [] };
       if (!isLedgerboxError(error)) connectionErrors++;
-      if (Date.now() > settings.deadline_ms) {
+      if (Date.now() > go.deadline_ms) {
         return { outcome: 'unknown', code: error instanceof Error ? error.message.slice(0, 200) : String(error), attempts: attempt, ids: [] };
       }
       await sleep(Math.min(1_000, 20 * 2 ** Math.min(attempt, 6)));
     }
   }
 }
+
+// ready when connected; then wait for the run's go (start and deadline) on stdin
+await pool.query('select 1');
+send({ type: 'client_ready', client: settings.index });
+const go = await new Promise<{ start_ms: number; deadline_ms: number }>((resolve, reject) => {
+  const lines = createInterface({ input: process.stdin });
+  lines.once('line', (line) => {
+    lines.close();
+    try {
+      resolve(validate(Go, JSON.parse(line), 'go'));
+    } catch (error) {
+      reject(error);
+    }
+  });
+});
 
 let next = 0;
 await Promise.all(
@@ -165,7 +178,7 @@ await Promise.all(
       const op = ops[position]!;
       // paced over the run's duration, so the faults land across the whole workload; registered
       // before the wait, so a request that follows this one always finds it
-      const due = settings.start_ms + Math.floor((settings.duration_ms * position) / ops.length);
+      const due = go.start_ms + Math.floor((settings.duration_ms * position) / ops.length);
       const running = sleep(due - Date.now()).then(() => execute(op));
       outcomes.set(op.id, running);
       send({ type: 'outcome', op: op.id, ...(await running) });

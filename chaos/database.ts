@@ -16,6 +16,8 @@ export interface ChaosDatabase {
   connectionString: string;
   /** For humans: where it is (no password). */
   description: string;
+  /** What `close(true)` leaves behind: the database's name on the server, or the embedded data directory. */
+  location: string;
   /** Why the PostgreSQL restart fault cannot be injected, if it cannot. */
   restartSkipped: string | null;
   /** Stops the server, waits `downtime_ms`, starts it again on the same data and port. */
@@ -51,6 +53,7 @@ async function freshDatabaseOn(serverUrl: string, seed: number): Promise<ChaosDa
   return {
     connectionString,
     description: `database ${name} on DATABASE_URL's server (${redact(serverUrl)})`,
+    location: name,
     restartSkipped: 'DATABASE_URL is set: the run does not control that server, so it does not restart it',
     restart: async () => {
       throw new Error('this run cannot restart a server it did not start');
@@ -72,6 +75,7 @@ async function ownEmbeddedServer(log: (line: string) => void): Promise<ChaosData
   return {
     connectionString,
     description: `embedded PostgreSQL of this run (${redact(connectionString)}, data in ${dataDirectory})`,
+    location: dataDirectory,
     restartSkipped: null,
     restart: async (downtime_ms) => {
       await server?.stop();

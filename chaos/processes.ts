@@ -21,7 +21,7 @@ export function spawnScript(options: {
 }): Spawned {
   const child = spawn(process.execPath, ['--import', 'tsx', options.script], {
     env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   const log: WriteStream = createWriteStream(options.logFile, { flags: 'a' });
   child.stderr!.pipe(log);

@@ -19,7 +19,12 @@ const Outcome = object({
   ids: array(string()),
 });
 
+const ClientReady = object({ type: literal('client_ready'), client: integer() });
+
 const ClientDone = object({ type: literal('client_done'), client: integer(), connectionErrors: integer() });
+
+/** The run to each client, on its stdin, once every process is up: when the workload starts and when to give up (epoch ms). */
+export const Go = object({ start_ms: integer(), deadline_ms: integer() });
 
 const WorkerReady = object({ type: literal('worker_ready'), worker: integer(), incarnation: integer(), workerIds: array(string()) });
 
@@ -30,7 +35,7 @@ const ProviderFault = object({
   delay_ms: optional(number()),
 });
 
-export const Message = union([Outcome, ClientDone, WorkerReady, ProviderFault]);
+export const Message = union([Outcome, ClientReady, ClientDone, WorkerReady, ProviderFault]);
 export type Message = Infer<typeof Message>;
 export type OutcomeMessage = Infer<typeof Outcome>;
 

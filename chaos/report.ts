@@ -10,7 +10,8 @@ export interface Summary {
   startedAt: string;
   duration_s: number;
   phases_s: { setup: number; workload: number; drain: number; verify: number };
-  database: { kind: 'embedded' | 'DATABASE_URL'; description: string };
+  /** kept: the database (name, or embedded data directory) left for a look around, when the run failed or --keep. */
+  database: { kind: 'embedded' | 'DATABASE_URL'; description: string; kept: string | null };
   size: { requests: number; exchanges: number; transfers: number; batches: number; holds: number; holdResolutions: number; reversals: number; customers: number; clients: number; workers: number };
   requests: { committed: number; refused: number; skipped: number; unknown: number };
   faults: {
@@ -54,7 +55,8 @@ export function renderSummary(summary: Summary): string {
   const { setup, workload, drain, verify } = summary.phases_s;
   lines.push('');
   lines.push(`${summary.size.requests} requests (${summary.size.exchanges} exchanges) from ${summary.size.clients} clients, ${summary.size.workers} workers, in ${summary.duration_s.toFixed(1)} s (setup ${setup.toFixed(1)}, workload ${workload.toFixed(1)}, drain ${drain.toFixed(1)}, verify ${verify.toFixed(1)})`);
-  lines.push(summary.ok ? `chaos: every invariant holds (seed ${summary.seed})` : `chaos: FAILED, seed ${summary.seed}; replay with: ${summary.replay}; logs in ${summary.logs}`);
+  if (summary.database.kept !== null) lines.push(`kept for a look around: ${summary.database.kept} (logs in ${summary.logs})`);
+  lines.push(summary.ok ? `chaos: every invariant holds (seed ${summary.seed})` : `chaos: FAILED, seed ${summary.seed}; replay with: ${summary.replay}`);
   return lines.join('\n');
 }
 

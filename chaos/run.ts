@@ -123,10 +123,9 @@ async function main(): Promise<boolean> {
   }
   await until('the workers to start', 90_000, async () => slots.every((slot) => slot.ready));
 
-  // the clients, paced over the duration from a common start
-  workloadStart_ms = Date.now() + 2_000;
+  // the clients, paced over the duration from a common start once all are connected
   const duration_ms = options.duration * 1_000;
-  const deadline_ms = workloadStart_ms + duration_ms + options.drainTimeout * 1_000;
+  const readyClients = new Set<number>();
   for (let index = 1; index <= options.clients; index++) {
     clients.push(
       spawnScript({
@@ -134,6 +133,7 @@ async function main(): Promise<boolean> {
         logFile: logPath(logs, `client-${index}`),
         onBadLine: badLine(`chaos-client-${index}`),
         onMessage: (message) => {
+          if (message.type === 'client_ready') readyClients.add(message.client);
           if (message.type === 'outcome') outcomes.set(message.op, message);
           if (message.type === 'client_done') clientConnectionErrors += message.connectionErrors;
         },
@@ -145,15 +145,17 @@ async function main(): Promise<boolean> {
             exchanges: options.exchanges,
             clients: options.clients,
             customers,
-            start_ms: workloadStart_ms,
             duration_ms,
-            deadline_ms,
             lanes: 3,
           }),
         },
       }),
     );
   }
+  await until('the clients to connect', 90_000, async () => readyClients.size === options.clients);
+  workloadStart_ms = Date.now() + 300;
+  const go = JSON.stringify({ start_ms: workloadStart_ms, deadline_ms: workloadStart_ms + duration_ms + options.drainTimeout * 1_000 });
+  for (const client of clients) client.child.stdin!.end(`${go}\n`);
   const schedule = scheduleFaults(options.seed, duration_ms, {
     workerKillsPerMinute: options.workerKillsPerMin,
     clientConnectionKillsPerMinute: options.clientConnKillsPerMin,
@@ -208,7 +210,7 @@ async function main(): Promise<boolean> {
     startedAt: new Date(started).toISOString(),
     duration_s: seconds(started),
     phases_s: { setup: (setupDone - started) / 1000, workload: (workloadDone - setupDone) / 1000, drain: (drainDone - workloadDone) / 1000, verify: seconds(drainDone) },
-    database: { kind: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded', description: database.description },
+    database: { kind: process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded', description: database.description, kept: !ok || options.keep === true ? database.location : null },
     size: { ...size, customers, clients: options.clients, workers: options.workers },
     requests: {
       committed: [...outcomes.values()].filter((outcome) => outcome.outcome === 'committed').length,

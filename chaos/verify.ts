@@ -64,7 +64,7 @@ export async function verify(pool: pg.Pool, plan: Plan, outcomes: ReadonlyMap<st
     invariant(
       'every request got an answer',
       unanswered,
-      `${plan.ops.size} requests: ${counts.committed} committed, ${counts.refused} refused (${[...refusedBy].map(([code, n]) => `${code} ${n}`).join(', ') || 'none'}), ${counts.skipped} skipped (what they followed was refused), ${counts.unknown + counts.missing} unanswered; ${retried} needed more than one attempt`,
+      `${plan.ops.size} requests (${[...plan.ops.values()].filter((op) => op.kind === 'expire_holds').length} of them hold-expiry sweeps): ${counts.committed} committed, ${counts.refused} refused (${[...refusedBy].map(([code, n]) => `${code} ${n}`).join(', ') || 'none'}), ${counts.skipped} skipped (what they followed was refused), ${counts.unknown + counts.missing} unanswered; ${retried} needed more than one attempt`,
     ),
   );
 

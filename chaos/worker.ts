@@ -70,7 +70,7 @@ const worker = await startWorker({
 send({ type: 'worker_ready', worker: settings.index, incarnation: settings.incarnation, workerIds: [...worker.workerIds] });
 
 let stopping = false;
-process.on('SIGTERM', () => {
+const stop = () => {
   if (stopping) return;
   stopping = true;
   void worker
@@ -83,5 +83,8 @@ process.on('SIGTERM', () => {
         process.exit(1);
       },
     );
-});
+};
+process.on('SIGTERM', stop);
+// the run holds our stdin open: if it ends, the run has died, and nobody would ever stop us
+process.stdin.on('end', stop).resume();
 await worker.promise;
