@@ -10,7 +10,7 @@ import { dice, streamSeed } from './random.ts';
 import { withApplicationName } from './database.ts';
 
 export const scheduledFaultKinds = ['worker_kill', 'client_connection_kill', 'worker_connection_kill', 'postgres_restart'] as const;
-export const faultKinds = [...providerFaultKinds, ...scheduledFaultKinds] as const;
+export const faultKinds = [...providerFaultKinds, ...scheduledFaultKinds, 'commit_answer_lost'] as const;
 export type FaultKind = (typeof faultKinds)[number];
 type ScheduledKind = (typeof scheduledFaultKinds)[number];
 

@@ -17,6 +17,7 @@ export interface ChaosOptions {
   workerKillsPerMin: number;
   clientConnKillsPerMin: number;
   workerConnKillsPerMin: number;
+  commitLossRate: number;
   pgRestart: boolean;
   drainTimeout: number;
   json?: string;
@@ -60,6 +61,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
     .option('--worker-kills-per-min <n>', 'worker processes killed with SIGKILL (and restarted) per minute', perMinute, 12)
     .option('--client-conn-kills-per-min <n>', "client connections terminated (pg_terminate_backend) per minute", perMinute, 30)
     .option('--worker-conn-kills-per-min <n>', 'worker connections terminated (pg_terminate_backend) per minute', perMinute, 30)
+    .option('--commit-loss-rate <f>', "share of the clients' COMMITs whose answer is lost on the way back (the transaction commits)", share, 0.03)
     .option('--no-pg-restart', 'do not restart the embedded PostgreSQL during the run')
     .option('--drain-timeout <seconds>', 'how long the system may take to settle after the workload', whole(1, 24 * 3600), 120)
     .option('--json <file>', 'write a JSON summary of the run to this file')
@@ -86,6 +88,7 @@ export function replayCommand(options: ChaosOptions): string {
     `--worker-kills-per-min ${options.workerKillsPerMin}`,
     `--client-conn-kills-per-min ${options.clientConnKillsPerMin}`,
     `--worker-conn-kills-per-min ${options.workerConnKillsPerMin}`,
+    `--commit-loss-rate ${options.commitLossRate}`,
     ...(options.pgRestart ? [] : ['--no-pg-restart']),
     ...(options.plant ? [`--plant ${options.plant}`] : []),
   ];

@@ -87,11 +87,15 @@ export function buildPlan(parameters: PlanParameters): Plan {
   );
 
   const payment = (low: bigint, high: bigint) => low + BigInt(random.int(Number(high - low) + 1));
+  // a few requests ask for more than any customer has: refused (insufficient_funds), so the run
+  // also checks that a refused request leaves nothing behind, neither its ledger writes nor the
+  // host's row
+  const tooMuch = () => opening_balance * 4n + payment(1n, 100n);
   const p2p = (): Leg => {
     const code = random.pick(currencies);
     const payer = random.pick(customers);
     const payee = random.chance(0.3) ? merchantAccount(random.pick(merchants), code) : customerAccount(random.pick(customers.filter((other) => other !== payer)), code);
-    return { from: customerAccount(payer, code), to: payee, currency: code, amount: payment(50n, 50_00n) };
+    return { from: customerAccount(payer, code), to: payee, currency: code, amount: random.chance(0.02) ? tooMuch() : payment(50n, 50_00n) };
   };
 
   // primary requests, in a seeded order; follow-ups (resolving a hold, reversing a transfer) are
@@ -123,7 +127,7 @@ export function buildPlan(parameters: PlanParameters): Plan {
         const customer = random.pick(customers);
         const from = random.pick(currencies);
         const to = random.pick(currencies.filter((code) => code !== from));
-        list.push({ kind: 'exchange', id, key, from: customerAccount(customer, from), to: customerAccount(customer, to), currency: from, amount: payment(1_00n, 200_00n), customer });
+        list.push({ kind: 'exchange', id, key, from: customerAccount(customer, from), to: customerAccount(customer, to), currency: from, amount: random.chance(0.02) ? tooMuch() : payment(1_00n, 200_00n), customer });
         break;
       }
       case 'transfer': {

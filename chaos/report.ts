@@ -13,7 +13,8 @@ export interface Summary {
   /** kept: the database (name, or embedded data directory) left for a look around, when the run failed or --keep. */
   database: { kind: 'embedded' | 'DATABASE_URL'; description: string; kept: string | null };
   size: { requests: number; exchanges: number; transfers: number; batches: number; holds: number; holdResolutions: number; reversals: number; customers: number; clients: number; workers: number };
-  requests: { committed: number; refused: number; skipped: number; unknown: number };
+  /** replayed: committed requests that were found already written when retried (a COMMIT whose answer was lost). */
+  requests: { committed: number; refused: number; skipped: number; unknown: number; replayed: number };
   faults: {
     injected: Record<FaultKind, number>;
     /** Kinds that could not be injected at all, and why (postgres_restart with DATABASE_URL). */

@@ -12,10 +12,11 @@ import { injectFaults, scheduleFaults, type InjectedFault } from './faults.ts';
 import { parseOptions, replayCommand } from './options.ts';
 import { buildPlan, type Plan } from './plan.ts';
 import { plantViolation } from './plant.ts';
+import { startCommitLossProxy, type CommitLossProxy } from './proxy.ts';
 import { logPath, spawnScript, WorkerSlot, type Spawned } from './processes.ts';
 import type { Message, OutcomeMessage } from './protocol.ts';
 import { countFaults, renderSummary, writeJson, type Summary } from './report.ts';
-import { streamSeed } from './random.ts';
+import { dice, streamSeed } from './random.ts';
 import { setUp } from './setup.ts';
 import { verify } from './verify.ts';
 
@@ -33,6 +34,7 @@ out(`  replay: ${replay}`);
 const logs = await fs.mkdtemp(path.join(os.tmpdir(), `ledgerbox-chaos-${options.seed}-`));
 let database: ChaosDatabase | undefined;
 let pool: pg.Pool | undefined;
+let proxy: CommitLossProxy | undefined;
 const slots: WorkerSlot[] = [];
 const clients: Spawned[] = [];
 let interrupted = false;
@@ -56,6 +58,7 @@ try {
 async function shutDown(keep: boolean): Promise<void> {
   for (const client of clients) if (client.child.exitCode === null && client.child.signalCode === null) client.child.kill('SIGKILL');
   await Promise.all(slots.map((slot) => slot.stop(5_000)));
+  await proxy?.close();
   await pool?.end().catch(() => undefined);
   pool = undefined;
   await database?.close(keep).catch((error: unknown) => process.stderr.write(`closing the database: ${String(error)}\n`));
@@ -123,7 +126,18 @@ async function main(): Promise<boolean> {
   }
   await until('the workers to start', 90_000, async () => slots.every((slot) => slot.ready));
 
-  // the clients, paced over the duration from a common start once all are connected
+  // the clients, through the proxy that loses COMMIT answers, paced over the duration from a
+  // common start once all are connected
+  const server = new URL(url);
+  proxy = await startCommitLossProxy({
+    target: { host: server.hostname, port: Number(server.port || 5432) },
+    rate: options.commitLossRate,
+    random: dice(streamSeed(options.seed, 'proxy')).next,
+    onLoss: () => injected.push({ kind: 'commit_answer_lost', at_ms: Date.now() - workloadStart_ms, detail: 'a client COMMIT went through, its answer did not' }),
+  });
+  const proxied = new URL(url);
+  proxied.hostname = '127.0.0.1';
+  proxied.port = String(proxy.port);
   const duration_ms = options.duration * 1_000;
   const readyClients = new Set<number>();
   for (let index = 1; index <= options.clients; index++) {
@@ -140,7 +154,7 @@ async function main(): Promise<boolean> {
         env: {
           CHAOS_CLIENT: JSON.stringify({
             index,
-            connectionString: withApplicationName(url, `chaos-client-${index}`),
+            connectionString: withApplicationName(proxied.toString(), `chaos-client-${index}`),
             seed: options.seed,
             exchanges: options.exchanges,
             clients: options.clients,
@@ -184,6 +198,8 @@ async function main(): Promise<boolean> {
   await injecting;
   clearInterval(progress);
   exits.forEach((exit, index) => exit.code !== 0 && missed.push(`chaos-client-${index + 1} exited ${exit.code ?? exit.signal} (see its log)`));
+  await proxy.close();
+  proxy = undefined;
   const workloadDone = Date.now();
   out(`  workload done in ${seconds(setupDone).toFixed(1)} s: ${outcomes.size} requests answered; draining`);
 
@@ -217,6 +233,7 @@ async function main(): Promise<boolean> {
       refused: [...outcomes.values()].filter((outcome) => outcome.outcome === 'refused').length,
       skipped: [...outcomes.values()].filter((outcome) => outcome.outcome === 'skipped').length,
       unknown: plan.ops.size - [...outcomes.values()].filter((outcome) => outcome.outcome !== 'unknown').length,
+      replayed: [...outcomes.values()].filter((outcome) => outcome.outcome === 'committed' && outcome.ledgerReplayed === true).length,
     },
     faults: {
       injected: countFaults(injected),

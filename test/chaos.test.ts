@@ -17,7 +17,7 @@ interface Summary {
   replay: string;
   database: { kind: string; kept: string | null };
   size: { exchanges: number; requests: number };
-  requests: { committed: number; refused: number; skipped: number; unknown: number };
+  requests: { committed: number; refused: number; skipped: number; unknown: number; replayed: number };
   faults: { injected: Record<string, number>; skipped: Record<string, string> };
   planted: string | null;
   invariants: { name: string; holds: boolean; figure: string; violations: string[] }[];
@@ -75,7 +75,7 @@ test('a short chaos run on its own embedded PostgreSQL: every fault kind injecte
 
   assert.equal(summary.database.kind, 'embedded');
   assert.deepEqual(summary.faults.skipped, {});
-  for (const kind of ['provider_fail', 'provider_timeout', 'provider_slow', 'worker_kill', 'client_connection_kill', 'worker_connection_kill', 'postgres_restart']) {
+  for (const kind of ['provider_fail', 'provider_timeout', 'provider_slow', 'worker_kill', 'client_connection_kill', 'worker_connection_kill', 'postgres_restart', 'commit_answer_lost']) {
     assert.ok(summary.faults.injected[kind]! >= 1, `${kind} injected at least once: ${JSON.stringify(summary.faults.injected)}`);
   }
   assert.equal(summary.faults.injected.postgres_restart, 1);
@@ -87,6 +87,8 @@ test('a short chaos run on its own embedded PostgreSQL: every fault kind injecte
   }
   assert.equal(summary.size.exchanges, 250);
   assert.equal(summary.requests.unknown, 0);
+  // COMMITs whose answer was lost were retried with their key and replayed, not posted again
+  assert.ok(summary.requests.replayed >= 1, JSON.stringify(summary.requests));
   assert.ok(summary.requests.committed > summary.size.requests * 0.9, JSON.stringify(summary.requests));
   assert.match(invariant(summary, 'every workflow completed or compensated').figure, /^250 exchange workflows: /);
   // a passing run cleans up after itself
