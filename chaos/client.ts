@@ -59,7 +59,7 @@ const money = (leg: Leg) => ({ amount: leg.amount, currency: leg.currency });
 const legsFor = (legs: Leg[]) => legs.map((leg) => ({ from: leg.from, to: leg.to, amount: money(leg) }));
 
 /** The ledgerbox call of one request, on the host's connection inside its transaction. */
-async function callLedger(client: pg.PoolClient, op: Op, dependency: Outcome | undefined): Promise<{ ids: string[]; replayed: boolean }> {
+async function callLedger(client: pg.PoolClient, op: Op, dependency: Outcome | undefined, expiresAt: Date | undefined): Promise<{ ids: string[]; replayed: boolean }> {
   const metadata = { op: op.id };
   const one = (transfer: Transfer) => ({ ids: [transfer.id], replayed: transfer.replayed });
   switch (op.kind) {
@@ -74,7 +74,6 @@ async function callLedger(client: pg.PoolClient, op: Op, dependency: Outcome | u
       return { ids: transfers.map((transfer) => transfer.id), replayed: transfers.every((transfer) => transfer.replayed) };
     }
     case 'hold': {
-      const expiresAt = op.expiresIn_ms === null ? undefined : new Date(Date.now() + op.expiresIn_ms);
       const hold = await createHold(client, { key: op.key, from: op.leg.from, to: op.leg.to, amount: money(op.leg), metadata, ...(expiresAt ? { expiresAt } : {}) });
       if (hold.expiresAt !== null) expiries.push(hold.expiresAt.getTime());
       return one(hold);
@@ -98,7 +97,7 @@ async function callLedger(client: pg.PoolClient, op: Op, dependency: Outcome | u
 }
 
 /** BEGIN; the host's row; the ledger call; COMMIT. A connection lost on the way throws. */
-async function inHostTransaction(op: Op, dependency: Outcome | undefined): Promise<{ ids: string[]; replayed: boolean; hostReplayed: boolean }> {
+async function inHostTransaction(op: Op, dependency: Outcome | undefined, expiresAt: Date | undefined): Promise<{ ids: string[]; replayed: boolean; hostReplayed: boolean }> {
   const client = await pool.connect();
   let lost: unknown;
   const onError = (error: unknown) => (lost = error);
@@ -112,7 +111,7 @@ async function inHostTransaction(op: Op, dependency: Outcome | undefined): Promi
     ]);
     // the host's own work takes a moment: a wider window for a connection to die mid-transaction
     if (random.chance(0.3)) await client.query('select pg_sleep($1)', [random.int(30) / 1000]);
-    const result = await callLedger(client, op, dependency);
+    const result = await callLedger(client, op, dependency, expiresAt);
     await client.query('commit');
     return { ...result, hostReplayed: host.rowCount === 0 };
   } catch (error) {
@@ -136,13 +135,16 @@ async function execute(op: Op): Promise<Outcome> {
     const last = Math.max(0, ...expiries);
     if (last > Date.now()) await sleep(last - Date.now() + 50);
   }
+  // a retry is the same request: an expiry computed again would be a different one
+  // (exists_with_different_request), so it is fixed once, before the first attempt
+  const expiresAt = op.kind === 'hold' && op.expiresIn_ms !== null ? new Date(Date.now() + op.expiresIn_ms) : undefined;
   for (let attempt = 1; ; attempt++) {
     try {
       if (op.kind === 'expire_holds') {
         const voided = await expireHolds(pool);
         return { outcome: 'committed', attempts: attempt, ids: voided.map((transfer) => transfer.id) };
       }
-      const result = await inHostTransaction(op, dependency);
+      const result = await inHostTransaction(op, dependency, expiresAt);
       return { outcome: 'committed', attempts: attempt, ids: result.ids, hostReplayed: result.hostReplayed, ledgerReplayed: result.replayed };
     } catch (error) {
       if (isLedgerboxError(error) && !error.retryable) return { outcome: 'refused', code: error.code, attempts: attempt, ids: [] };

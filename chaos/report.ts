@@ -21,6 +21,8 @@ export interface Summary {
     skipped: Partial<Record<FaultKind, string>>;
     /** Scheduled faults that found nothing to hit (no worker running, no connection). */
     missed: string[];
+    /** Every fault but the provider ones (too many to list), in order: when (ms into the workload), what, where. */
+    timeline: InjectedFault[];
     unexpectedWorkerExits: number;
     clientConnectionErrors: number;
   };
@@ -41,7 +43,9 @@ export function renderSummary(summary: Summary): string {
   lines.push(`faults injected (seed ${summary.seed}):`);
   for (const kind of faultKinds) {
     const skipped = summary.faults.skipped[kind];
-    lines.push(`  ${kind.padEnd(24)} ${skipped === undefined ? String(summary.faults.injected[kind]) : `skipped: ${skipped}`}`);
+    const busy = summary.faults.timeline.filter((fault) => fault.kind === kind && /\((active|idle in transaction)\)$/.test(fault.detail)).length;
+    const note = kind.endsWith('_connection_kill') ? ` (${busy} inside a transaction or a query)` : '';
+    lines.push(`  ${kind.padEnd(24)} ${skipped === undefined ? `${summary.faults.injected[kind]}${note}` : `skipped: ${skipped}`}`);
   }
   if (summary.faults.missed.length > 0) lines.push(`  missed: ${summary.faults.missed.join('; ')}`);
   lines.push(`  ${'client connection errors'.padEnd(24)} ${summary.faults.clientConnectionErrors} (each retried with the same idempotency key)`);

@@ -239,6 +239,7 @@ async function main(): Promise<boolean> {
       injected: countFaults(injected),
       skipped: restartSkipped === null ? {} : { postgres_restart: restartSkipped },
       missed,
+      timeline: injected.filter((fault) => !fault.kind.startsWith('provider_')).sort((a, b) => a.at_ms - b.at_ms),
       unexpectedWorkerExits: slots.reduce((sum, slot) => sum + slot.unexpectedExits.length, 0),
       clientConnectionErrors,
     },
