@@ -21,6 +21,7 @@ interface Summary {
   faults: { injected: Record<string, number>; skipped: Record<string, string> };
   planted: string | null;
   invariants: { name: string; holds: boolean; figure: string; violations: string[] }[];
+  logs: string;
 }
 
 async function chaos(args: string[], env: Record<string, string | undefined>): Promise<{ code: number | null; stdout: string; stderr: string; summary: Summary }> {
@@ -123,7 +124,9 @@ test('a planted drift (a superuser rewrites a cached balance): the run fails, na
     assert.equal(summary.database.kind, 'DATABASE_URL');
     assert.match(summary.database.kept ?? '', /^ledgerbox_chaos_4242_[0-9a-f]{8}$/);
   } finally {
+    // a failing run keeps its database and its processes' logs for a look around
     if (summary.database.kept) await dropDatabase(summary.database.kept);
+    await rm(summary.logs, { recursive: true, force: true });
   }
 });
 
@@ -143,7 +146,9 @@ test('a planted double post (a request retried under a new key): the run fails o
       assert.equal(invariant(summary, name).holds, true, `${name}: ${invariant(summary, name).violations.join('; ')}`);
     }
   } finally {
+    // a failing run keeps its database and its processes' logs for a look around
     if (summary.database.kept) await dropDatabase(summary.database.kept);
+    await rm(summary.logs, { recursive: true, force: true });
   }
 });
 
