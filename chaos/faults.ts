@@ -66,6 +66,10 @@ export interface FaultTargets {
   /** SIGKILLs the worker of that slot, which restarts it after `pause_ms`; false if it was not running. */
   killWorker(index: number, pause_ms: number): boolean;
   restartPostgres(downtime_ms: number): Promise<void>;
+  /** Every worker has been running long enough to have registered its heartbeat. */
+  workersSettled(): boolean;
+  /** Wait for workersSettled() before restarting PostgreSQL (see the README: a worker that dies before its first heartbeat). */
+  restartClearance: boolean;
 }
 
 /** Carries out the schedule from `start_ms` (epoch); resolves when every fault has been tried. */
@@ -81,10 +85,17 @@ export async function injectFaults(
   const pending = schedule.map(async (fault) => {
     await new Promise((resolve) => setTimeout(resolve, fault.at_ms - since()));
     if (fault.kind === 'postgres_restart') {
+      // A worker that takes jobs and dies before its first heartbeat is recorded leaves them
+      // locked for graphile-worker's four hours (reported; ledgerbox's to fix): a restart just
+      // as a worker starts provokes exactly that, so by default it waits (at most 20 s) until
+      // every worker has been up a moment.
+      const waitedFrom = since();
+      while (targets.restartClearance && !targets.workersSettled() && since() - waitedFrom < 20_000) await new Promise((resolve) => setTimeout(resolve, 100));
       const began = since();
       restarting = targets.restartPostgres(fault.pause_ms);
       await restarting;
-      record({ kind: 'postgres_restart', at_ms: began, detail: `down ${fault.pause_ms} ms, back at ${since()} ms` });
+      const waited = began - waitedFrom > 0 ? ` (after waiting ${began - waitedFrom} ms for every worker to be up)` : '';
+      record({ kind: 'postgres_restart', at_ms: began, detail: `down ${fault.pause_ms} ms, back at ${since()} ms${waited}` });
       return;
     }
     if (fault.kind === 'worker_kill') {

@@ -44,6 +44,8 @@ export class WorkerSlot {
   incarnation = 0;
   current: Spawned | undefined;
   ready = false;
+  /** When the current incarnation said it was running (epoch ms). */
+  readySince = 0;
   /** Deaths the run did not cause (each followed by a restart). */
   unexpectedExits: { incarnation: number; code: number | null; signal: string | null }[] = [];
   private wanted = true;
@@ -68,6 +70,16 @@ export class WorkerSlot {
       if (!this.killedByRun) this.unexpectedExits.push({ incarnation: this.incarnation, code, signal });
       setTimeout(() => this.wanted && this.current === undefined && this.launch(), this.killedByRun ? this.restartAfter_ms : 200);
     });
+  }
+
+  markReady(): void {
+    this.ready = true;
+    this.readySince = Date.now();
+  }
+
+  /** Running, and for at least `for_ms`: it has had time to heartbeat. */
+  settled(for_ms: number): boolean {
+    return this.alive && this.ready && Date.now() - this.readySince >= for_ms;
   }
 
   get alive(): boolean {

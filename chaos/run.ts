@@ -94,7 +94,7 @@ async function main(): Promise<boolean> {
 
   // the workers, each in a slot that restarts it when it dies
   const onWorkerMessage = (slot: WorkerSlot) => (message: Message) => {
-    if (message.type === 'worker_ready') slot.ready = true;
+    if (message.type === 'worker_ready') slot.markReady();
     if (message.type === 'fault') injected.push({ kind: message.kind, at_ms: Date.now() - workloadStart_ms, detail: `${message.provider} on chaos-worker-${slot.index}${message.delay_ms ? `, ${message.delay_ms} ms` : ''}` });
   };
   for (let index = 1; index <= options.workers; index++) {
@@ -186,6 +186,8 @@ async function main(): Promise<boolean> {
       workers: options.workers,
       killWorker: (index, pause_ms) => slots[index - 1]!.kill(pause_ms),
       restartPostgres: (downtime_ms) => database!.restart(downtime_ms),
+      workersSettled: () => slots.every((slot) => slot.settled(2_000)),
+      restartClearance: options.pgRestartAnytime !== true,
     },
     (fault) => {
       injected.push(fault);

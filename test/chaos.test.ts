@@ -91,7 +91,9 @@ test('a short chaos run on its own embedded PostgreSQL: every fault kind injecte
   // COMMITs whose answer was lost were retried with their key and replayed, not posted again
   assert.ok(summary.requests.replayed >= 1, JSON.stringify(summary.requests));
   assert.ok(summary.requests.committed > summary.size.requests * 0.9, JSON.stringify(summary.requests));
-  assert.match(invariant(summary, 'every workflow completed or compensated').figure, /^250 exchange workflows: /);
+  // 2% of the exchanges ask for more than the customer has and are refused at the start
+  const workflows = Number(/^(\d+) exchange workflows: /.exec(invariant(summary, 'every workflow completed or compensated').figure)?.[1]);
+  assert.ok(workflows > 225 && workflows <= 250, `${workflows} exchange workflows`);
   // a passing run cleans up after itself
   assert.equal(summary.database.kept, null);
 });
