@@ -51,7 +51,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
         'uses a fresh database on that server and skips the restart.',
     )
     .option('--seed <n>', 'seed of the workload and of the fault schedule: replays a run (default: a random one, printed)', whole(0, 2 ** 31 - 1))
-    .option('--exchanges <n>', 'currency exchanges (plus half as many transfers, a third as many holds, batches and reversals)', whole(1, 100_000), 300)
+    .option('--exchanges <n>', 'currency exchanges, plus half as many transfers (30% later reversed), 0.3 as many holds and 0.05 as many batches', whole(1, 100_000), 300)
     .option('--duration <seconds>', 'how long the workload and its faults are spread over', whole(1, 24 * 3600), 20)
     .option('--clients <n>', 'client processes placing requests', whole(1, 32), 3)
     .option('--workers <n>', 'worker processes running the steps', whole(2, 16), 2)
