@@ -66,11 +66,16 @@ export interface FaultTargets {
   /** SIGKILLs the worker of that slot, which restarts it after `pause_ms`; false if it was not running. */
   killWorker(index: number, pause_ms: number): boolean;
   restartPostgres(downtime_ms: number): Promise<void>;
-  /** Every worker has been running long enough to have registered its heartbeat. */
-  workersSettled(): boolean;
-  /** Wait for workersSettled() before restarting PostgreSQL (see the README: a worker that dies before its first heartbeat). */
-  restartClearance: boolean;
+  /** The worker of that slot has been running long enough to have registered its heartbeat. */
+  workerSettled(index: number): boolean;
+  /**
+   * Kill a worker, or restart PostgreSQL, only once the workers concerned have had time to
+   * heartbeat (see the README: a worker that dies before its first heartbeat strands its jobs).
+   */
+  startupClearance: boolean;
 }
+
+const clearance_ms_max = 20_000;
 
 /** Carries out the schedule from `start_ms` (epoch); resolves when every fault has been tried. */
 export async function injectFaults(
@@ -90,7 +95,8 @@ export async function injectFaults(
       // as a worker starts provokes exactly that, so by default it waits (at most 20 s) until
       // every worker has been up a moment.
       const waitedFrom = since();
-      while (targets.restartClearance && !targets.workersSettled() && since() - waitedFrom < 20_000) await new Promise((resolve) => setTimeout(resolve, 100));
+      const allSettled = () => Array.from({ length: targets.workers }, (_, index) => targets.workerSettled(index + 1)).every(Boolean);
+      while (targets.startupClearance && !allSettled() && since() - waitedFrom < clearance_ms_max) await new Promise((resolve) => setTimeout(resolve, 100));
       const began = since();
       restarting = targets.restartPostgres(fault.pause_ms);
       await restarting;
@@ -99,15 +105,20 @@ export async function injectFaults(
       return;
     }
     if (fault.kind === 'worker_kill') {
-      // the slot picked, or the next one running
-      for (let offset = 0; offset < targets.workers; offset++) {
-        const index = 1 + ((Math.floor(fault.target * targets.workers) + offset) % targets.workers);
-        if (targets.killWorker(index, fault.pause_ms)) {
-          record({ kind: 'worker_kill', at_ms: since(), detail: `chaos-worker-${index} SIGKILL, restarted after ${fault.pause_ms} ms` });
-          return;
+      // the slot picked, or the next one running (and, with the clearance, up for a moment)
+      const waitedFrom = since();
+      do {
+        for (let offset = 0; offset < targets.workers; offset++) {
+          const index = 1 + ((Math.floor(fault.target * targets.workers) + offset) % targets.workers);
+          if (targets.startupClearance && !targets.workerSettled(index)) continue;
+          if (targets.killWorker(index, fault.pause_ms)) {
+            record({ kind: 'worker_kill', at_ms: since(), detail: `chaos-worker-${index} SIGKILL, restarted after ${fault.pause_ms} ms` });
+            return;
+          }
         }
-      }
-      note(`worker_kill at ${since()} ms: no worker running, not injected`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      } while (since() - waitedFrom < clearance_ms_max);
+      note(`worker_kill at ${waitedFrom} ms: no worker running${targets.startupClearance ? ' for long enough' : ''}, not injected`);
       return;
     }
     const side = fault.kind === 'client_connection_kill' ? 'client' : 'worker';

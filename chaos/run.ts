@@ -176,7 +176,8 @@ async function main(): Promise<boolean> {
     workerConnectionKillsPerMinute: options.workerConnKillsPerMin,
     postgresRestart: restartSkipped === null,
   });
-  out(`  fault schedule: ${schedule.length} faults (${schedule.map((fault) => `${fault.kind}@${(fault.at_ms / 1000).toFixed(1)}s`).join(', ')})`);
+  const scheduled = schedule.length <= 30 ? schedule.map((fault) => `${fault.kind}@${(fault.at_ms / 1000).toFixed(1)}s`).join(', ') : [...new Set(schedule.map((fault) => fault.kind))].map((kind) => `${schedule.filter((fault) => fault.kind === kind).length} ${kind}`).join(', ');
+  out(`  fault schedule: ${schedule.length} faults (${scheduled})`);
   const injecting = injectFaults(
     schedule,
     workloadStart_ms,
@@ -186,8 +187,8 @@ async function main(): Promise<boolean> {
       workers: options.workers,
       killWorker: (index, pause_ms) => slots[index - 1]!.kill(pause_ms),
       restartPostgres: (downtime_ms) => database!.restart(downtime_ms),
-      workersSettled: () => slots.every((slot) => slot.settled(2_000)),
-      restartClearance: options.pgRestartAnytime !== true,
+      workerSettled: (index) => slots[index - 1]!.settled(2_000),
+      startupClearance: options.startupClearance,
     },
     (fault) => {
       injected.push(fault);
