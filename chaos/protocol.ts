@@ -1,0 +1,50 @@
+// What the client and worker processes tell the run, one JSON object per line on stdout.
+// Lines are checked with superstruct like every other input; anything else on stdout is an error.
+import { array, boolean, enums, integer, literal, number, object, optional, string, union, type Infer } from 'superstruct';
+import { validate } from '../src/contracts.ts';
+
+export const providerFaultKinds = ['provider_fail', 'provider_timeout', 'provider_slow'] as const;
+
+const Outcome = object({
+  type: literal('outcome'),
+  op: string(),
+  /** committed: the request's transaction committed (first time or replayed); refused: a business error, nothing written; skipped: what it followed was refused. */
+  outcome: enums(['committed', 'refused', 'skipped', 'unknown']),
+  code: optional(string()),
+  attempts: integer(),
+  /** Committed on a retry: the host row and the ledger each found the earlier commit. */
+  hostReplayed: optional(boolean()),
+  ledgerReplayed: optional(boolean()),
+  /** Ids the ledger returned: the transfer(s), the hold, the exchange. */
+  ids: array(string()),
+});
+
+const ClientReady = object({ type: literal('client_ready'), client: integer() });
+
+const ClientDone = object({ type: literal('client_done'), client: integer(), connectionErrors: integer() });
+
+/** The run to each client, on its stdin, once every process is up: when the workload starts and when to give up (epoch ms). */
+export const Go = object({ start_ms: integer(), deadline_ms: integer() });
+
+const WorkerReady = object({ type: literal('worker_ready'), worker: integer(), incarnation: integer(), workerIds: array(string()) });
+
+const ProviderFault = object({
+  type: literal('fault'),
+  kind: enums(providerFaultKinds),
+  provider: enums(['fx', 'compliance']),
+  delay_ms: optional(number()),
+});
+
+export const Message = union([Outcome, ClientReady, ClientDone, WorkerReady, ProviderFault]);
+export type Message = Infer<typeof Message>;
+export type OutcomeMessage = Infer<typeof Outcome>;
+
+export function send(message: Message): void {
+  // stdout to a pipe is written synchronously on Linux: a line sent is a line received, even if
+  // the process is killed with SIGKILL right after
+  process.stdout.write(`${JSON.stringify(message)}\n`);
+}
+
+export function readMessage(line: string): Message {
+  return validate(Message, JSON.parse(line), 'message');
+}

@@ -1,0 +1,90 @@
+// One chaos worker process: ledgerbox's runner (startWorker, as a host service starts it) with
+// providers that inject faults, and the host's handler for settled exchanges. The run kills it
+// with SIGKILL at random moments and starts it again; SIGTERM stops it gracefully.
+import pg from 'pg';
+import { pino } from 'pino';
+import { array, integer, number, object, string } from 'superstruct';
+import { validate } from '../src/contracts.ts';
+import { exchangeSettled, startWorker } from '../src/index.ts';
+import { send } from './protocol.ts';
+import { faultyProviders } from './providers.ts';
+
+const WorkerSettings = object({
+  index: integer(),
+  incarnation: integer(),
+  /** Carries application_name=chaos-worker-<index>: how the fault injector finds its connections. */
+  connectionString: string(),
+  /** The seed of this incarnation's provider faults. */
+  seed: integer(),
+  rates: object({ failRate: number(), timeoutRate: number(), slowRate: number(), slowMax_ms: integer() }),
+  declined: array(string()),
+  erroring: array(string()),
+  providerTimeout_ms: integer(),
+  heartbeat_ms: integer(),
+  staleWorkerAfter_ms: integer(),
+  concurrency: integer(),
+});
+
+const settings = validate(WorkerSettings, JSON.parse(process.env.CHAOS_WORKER ?? 'null'), 'CHAOS_WORKER');
+const logger = pino({ level: process.env.LEDGERBOX_LOG_LEVEL ?? 'warn', base: { worker: settings.index, incarnation: settings.incarnation } }, pino.destination(2));
+
+// the host's own connections (its notification handler), under the same application_name
+const hostPool = new pg.Pool({ connectionString: settings.connectionString, max: 2 });
+hostPool.on('error', (error) => logger.warn({ err: error }, 'host connection lost'));
+hostPool.on('connect', (connection) => connection.on('error', (error) => logger.warn({ err: error }, 'host connection lost')));
+
+const worker = await startWorker({
+  connectionString: settings.connectionString,
+  concurrency: settings.concurrency,
+  pollInterval_ms: 100,
+  retry: { base_ms: 20, max_ms: 400 },
+  providerTimeout_ms: settings.providerTimeout_ms,
+  heartbeat_ms: settings.heartbeat_ms,
+  staleWorkerAfter_ms: settings.staleWorkerAfter_ms,
+  compensationDelay_ms: 0,
+  reconciliation: false, // the run reconciles at the end, by itself
+  noHandleSignals: true,
+  logger,
+  providers: faultyProviders({
+    seed: settings.seed,
+    rates: settings.rates,
+    declined: settings.declined,
+    erroring: settings.erroring,
+    report: (fault) => send({ type: 'fault', ...fault }),
+  }),
+  tasks: [
+    {
+      task: exchangeSettled,
+      // the host tells its customer; here it counts deliveries (at least once: a worker killed
+      // after the handler and before the job is deleted delivers it again)
+      handler: async ({ exchangeId }) => {
+        await hostPool.query(
+          `insert into chaos_host.notified (exchange_id, deliveries) values ($1, 1)
+           on conflict (exchange_id) do update set deliveries = chaos_host.notified.deliveries + 1`,
+          [exchangeId],
+        );
+      },
+    },
+  ],
+});
+send({ type: 'worker_ready', worker: settings.index, incarnation: settings.incarnation, workerIds: [...worker.workerIds] });
+
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  void worker
+    .stop()
+    .then(() => hostPool.end())
+    .then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'stopping failed');
+        process.exit(1);
+      },
+    );
+};
+process.on('SIGTERM', stop);
+// the run holds our stdin open: if it ends, the run has died, and nobody would ever stop us
+process.stdin.on('end', stop).resume();
+await worker.promise;
