@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { sql } from '@databases/pg';
+import pg from 'pg';
+import { inTransaction } from '../src/db/handle.ts';
 import { createAccount, getBalance, postTransfer } from '../src/index.ts';
 import { useTestDatabase } from './support/database.ts';
 import { minor, usd } from './support/money.ts';
@@ -56,4 +59,28 @@ test('calls at once on one idle client: each is its own transaction', async () =
   assert.equal(await transferCount('idle-ok-2'), 1);
   assert.equal(await transferCount('idle-failed'), 0);
   assert.equal(await posted('b'), 111n);
+});
+
+test("a pool connection terminated between ledgerbox's statements fails the call, and does not crash the host's process", async () => {
+  // a host that follows node-postgres' advice listens on the pool only; a checked-out client's
+  // 'error' with no listener would be an uncaught exception (node:test fails the test on one)
+  const pool = new pg.Pool({ connectionString: db.connectionString, max: 2 });
+  pool.on('error', () => undefined);
+  try {
+    await assert.rejects(
+      inTransaction(pool, async (session) => {
+        const [row] = await session.query(sql`select pg_backend_pid() as pid`);
+        const pid = (row as { pid: number }).pid;
+        await db.pool.query('select pg_terminate_backend($1)', [pid]);
+        // idle in transaction: the termination arrives as an 'error' event on the client
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await session.query(sql`select 1`);
+      }),
+      (error: Error) => /terminat|Connection terminated|not queryable/i.test(error.message),
+    );
+    // the pool goes on with a new connection
+    assert.deepEqual((await pool.query('select 1 as one')).rows, [{ one: 1 }]);
+  } finally {
+    await pool.end();
+  }
 });

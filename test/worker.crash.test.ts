@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, test } from 'node:test';
 import { createAccount, getBalance, getExchange, postTransfer, startExchange } from '../src/index.ts';
+import { inTransaction } from '../src/db/handle.ts';
+import { unlockStaleWorkers } from '../src/worker/worker-queries.ts';
 import { useTestDatabase } from './support/database.ts';
 import { minor, usd } from './support/money.ts';
 import { waitFor } from './support/wait.ts';
@@ -92,4 +94,29 @@ test('a worker killed with SIGKILL mid-step, then another started: every exchang
   second.kill('SIGTERM');
   assert.deepEqual(await exitOf(second), { code: 0, signal: null });
   assert.equal(await count(`select count(*)::int as n from ledgerbox.workers`), 0);
+});
+
+test('a worker that died before its first heartbeat is taken for dead once it has held a ledgerbox job too long; other tasks are left to their holder', async () => {
+  // as graphile-worker's pool would: two jobs locked by a pool id that never beat
+  const { rows } = await db.pool.query(`
+    select (graphile_worker.add_job('ledgerbox:step', '{"workflowId": "00000000-0000-4000-8000-000000000001", "step": "settle"}'::json)).id::text as step,
+           (graphile_worker.add_job('someone_else.long_task', '{}'::json)).id::text as other`);
+  const { step, other } = rows[0];
+  const lockedAgo = async (id: string, holder: string, seconds: number) =>
+    db.pool.query(`update graphile_worker._private_jobs set locked_by = $2, locked_at = now() - make_interval(secs => $3) where id = $1`, [id, holder, seconds]);
+  await lockedAgo(step, 'pool-never-beat', 5);
+  await lockedAgo(other, 'pool-of-another-deployment', 3_600);
+  const unlock = (staleAfter_ms: number) => inTransaction(db.pool, (session) => unlockStaleWorkers(session, staleAfter_ms));
+  const holders = async () =>
+    (await db.pool.query(`select id::text, locked_by from graphile_worker._private_jobs where id = any($1::bigint[]) order by id`, [[step, other]])).rows;
+
+  assert.deepEqual(await unlock(30_000), [], 'held for 5 s only: maybe alive, not yet registered');
+  await lockedAgo(step, 'pool-never-beat', 60);
+  assert.deepEqual(await unlock(30_000), ['pool-never-beat']);
+  assert.deepEqual(await holders(), [
+    { id: step, locked_by: null },
+    // not a ledgerbox task: its holder may be a live worker of another deployment
+    { id: other, locked_by: 'pool-of-another-deployment' },
+  ]);
+  await db.pool.query(`delete from graphile_worker._private_jobs where id = any($1::bigint[])`, [[step, other]]);
 });

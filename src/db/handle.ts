@@ -103,6 +103,12 @@ export async function inTransaction<T>(handle: DatabaseHandle, work: (db: Sessio
   if (isPgPool(handle)) {
     return withRetries(async () => {
       const client = await handle.connect();
+      // A connection terminated while idle between our statements emits 'error' on the client;
+      // with no listener that is an uncaught exception that ends the host's process (the pool's
+      // own listener only covers idle pooled clients). The next query fails and reports it.
+      let lost: Error | undefined;
+      const onError = (error: Error) => (lost = error);
+      client.on('error', onError);
       let broken: Error | undefined;
       try {
         return await ownTransaction(client, work);
@@ -110,7 +116,8 @@ export async function inTransaction<T>(handle: DatabaseHandle, work: (db: Sessio
         if (isConnectionLost(error)) broken = error as Error;
         throw error;
       } finally {
-        client.release(broken);
+        client.off('error', onError);
+        client.release(broken ?? lost);
       }
     });
   }

@@ -124,13 +124,16 @@ async function runReconciliation(
 /** Every read on one REPEATABLE READ READ ONLY snapshot: consistent, and never blocking writers. */
 async function readSnapshot(pool: pg.Pool, options: { full: boolean; limboSla_ms: number; stuckAfter_ms: number; statementTolerance: number }, asOf: Date) {
   const client = await pool.connect();
+  let broken: Error | undefined;
+  // terminated while idle between reads: reported by the next query, not an uncaught 'error'
+  const onError = (error: Error) => (broken ??= error);
+  client.on('error', onError);
   const db: Session = {
     async query(query: SQLQuery) {
       const { text, values } = query.format(pgFormat);
       return (await client.query(text, values)).rows;
     },
   };
-  let broken: Error | undefined;
   try {
     await client.query('begin isolation level repeatable read read only');
     // its sorts and hashes cover a night's entries: in memory, not spilled to disk; and no JIT,
@@ -164,6 +167,7 @@ async function readSnapshot(pool: pg.Pool, options: { full: boolean; limboSla_ms
     await client.query('rollback').catch(() => undefined);
     throw error;
   } finally {
+    client.off('error', onError);
     client.release(broken !== undefined && (broken as { code?: string }).code === undefined ? broken : undefined);
   }
 }
