@@ -105,7 +105,8 @@ test('a statement file whose shape is wrong is refused with a clear reason and n
     fc.constantFrom('account,currency,balance', 'account;currency;as_of;balance', 'account,currency,as_of,balance,as_of', 'Account,Currency,As_Of,Balance', 'account,currency,date,balance').chain((head) =>
       validRow.map((row) => `${head}\n${line(row)}`),
     ),
-    validRow.map((row) => `${header}\n"${row.account},${row.currency},${row.as_of},${row.balance}`),
+    // an opening quote never closed (an account key with a quote of its own could close it)
+    validRow.filter((row) => !row.account.includes('"')).map((row) => `${header}\n"${row.account},${row.currency},${row.as_of},${row.balance}`),
     validRow.map((row) => `${header}\n${row.account},${row.currency},${row.as_of},${'9'.repeat(10_001)}`),
     fc.array(validRow, { minLength: 1, maxLength: 5 }).map((rows) => [header, ...rows.map(line)].join('\n').replaceAll(',', ';')),
   );
