@@ -2,6 +2,7 @@
 // each account's expected posted balance, and the per-currency figures (intended, refused,
 // compensated, reversed). Exchanges are converted here independently of ledgerbox, at the rates
 // the FX provider quotes, rounded half-to-even, so a settlement at any other amount shows.
+import { fxClearingAccount } from '../src/index.ts';
 import { chaosRates, customerAccount, legsOf, type Code, type Leg, type Op, type Plan } from './plan.ts';
 import type { OutcomeMessage } from './protocol.ts';
 
@@ -31,8 +32,9 @@ export interface Expectation {
   misconverted: string[];
 }
 
-export function fxClearing(code: string): string {
-  return `ledgerbox:fx:${code}`;
+/** The FX clearing account (one of its currency's shards) an exchange's money passes through. */
+export function fxClearing(code: string, exchangeKey: string): string {
+  return fxClearingAccount(code, exchangeKey);
 }
 
 /** source × rate, rounded half-to-even to the minor unit (USD, EUR and GBP all have exponent 2). */
@@ -103,8 +105,8 @@ export function expect(plan: Plan, outcomes: ReadonlyMap<string, OutcomeMessage>
         const target = exchangeTarget(op);
         const converted = convertHalfEven(op.amount, op.currency, target);
         if (state.targetAmount !== converted) misconverted.push(`${op.key}: ${op.amount} ${op.currency} settled as ${state.targetAmount} ${target}, expected ${converted}`);
-        move(op.from, fxClearing(op.currency), op.amount);
-        move(fxClearing(target), op.to, converted);
+        move(op.from, fxClearing(op.currency, op.key), op.amount);
+        move(fxClearing(target, op.key), op.to, converted);
         break;
       }
       default:

@@ -41,7 +41,7 @@ export { closeInvestigation, listOpenInvestigations } from './alerts/investigati
 export type { Alert, AlertSeverity, AlertChannel, DeliveryOutcome, DeliveryCounts, Investigation, RecordedAlert } from './alerts/types.js';
 export type { SlackMessage, SlackBlock } from './alerts/slack-message.js';
 
-export { startExchange, getExchange, exchangeSettled, fxClearingAccount, type Exchange, type StartedExchange } from './workflows/exchange/exchange.js';
+export { startExchange, getExchange, exchangeSettled, fxClearingAccount, fxClearingShards, type Exchange, type StartedExchange } from './workflows/exchange/exchange.js';
 export {
   FakeFxRateProvider,
   FakeComplianceProvider,

@@ -7,6 +7,8 @@ import {
   FakeComplianceProvider,
   FakeFxRateProvider,
   createAccount,
+  fxClearingAccount,
+  fxClearingShards,
   postTransfer,
   startExchange,
   startWorker,
@@ -103,6 +105,27 @@ test('1,000 concurrent exchanges across a few accounts with random faults: each 
     group by a.key, a.posted_balance
     having a.posted_balance <> 100000000 + coalesce(sum(m.amount), 0)`);
   assert.deepEqual(expected.rows, []);
+
+  // the FX clearing is spread over every shard of each currency, and each shard holds exactly
+  // what its exchanges passed through it (the FX position is the sum over shards)
+  const shards = await db.pool.query(`
+    with moves as (
+      select x.source_currency as currency, x.workflow_id, x.source_amount as amount from ledgerbox.exchanges x join ledgerbox.workflows w on w.id = x.workflow_id where w.status = 'completed'
+      union all
+      select x.target_currency, x.workflow_id, -x.target_amount from ledgerbox.exchanges x join ledgerbox.workflows w on w.id = x.workflow_id where w.status = 'completed'
+    )
+    select m.currency, w.key, m.amount::text as amount from moves m join ledgerbox.workflows w on w.id = m.workflow_id`);
+  const expectedShards = new Map<string, bigint>();
+  for (const row of shards.rows) {
+    const account = fxClearingAccount(row.currency, row.key);
+    expectedShards.set(account, (expectedShards.get(account) ?? 0n) + BigInt(row.amount));
+  }
+  const actualShards = await db.pool.query(`select key, posted_balance::text as posted from ledgerbox.accounts where key like 'ledgerbox:fx:%'`);
+  assert.deepEqual(
+    new Map(actualShards.rows.map((row) => [row.key as string, BigInt(row.posted)])),
+    expectedShards,
+  );
+  assert.equal(actualShards.rows.filter((row) => row.key.startsWith('ledgerbox:fx:USD:')).length, fxClearingShards, 'every USD shard was used');
 
   // every provider did each piece of work once per exchange, however many retries there were
   assert.ok([...fx.executions.values()].every((count) => count === 1));

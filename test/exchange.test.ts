@@ -58,8 +58,9 @@ test('an exchange locks a rate once, checks compliance once, settles both curren
   assert.equal(exchange.quote!.rate.amount, 9213n);
   assert.equal(await posted('ann:USD'), 500_00n - 123_45n);
   assert.equal(await posted('ann:EUR'), 113_73n);
-  assert.equal(await posted(fxClearingAccount('USD')), 123_45n);
-  assert.equal(await posted(fxClearingAccount('EUR')), -113_73n);
+  assert.equal(await posted(fxClearingAccount('USD', 'ex-ann-1')), 123_45n);
+  assert.equal(await posted(fxClearingAccount('EUR', 'ex-ann-1')), -113_73n);
+  assert.match(fxClearingAccount('USD', 'ex-ann-1'), /^ledgerbox:fx:USD:[0-7]$/);
   assert.equal(fx.executions.get(`${started.exchangeId}:lock_rate`), 1);
   assert.equal(compliance.executions.get(`${started.exchangeId}:compliance`), 1);
 

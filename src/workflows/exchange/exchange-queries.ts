@@ -78,7 +78,7 @@ export type ExchangeStartRow = Infer<typeof StartRow>;
  */
 export async function selectExchangeStart(
   db: Session,
-  start: { currency: string; key: string; from: string; to: string; clearingPrefix: string },
+  start: { currency: string; key: string; from: string; to: string; clearingPrefix: string; clearingSuffix: string },
 ): Promise<ExchangeStartRow> {
   const [row] = await db.query(sql`
     with named as (
@@ -89,7 +89,7 @@ export async function selectExchangeStart(
       (select w.id::text from ledgerbox.workflows w where w.key = ${start.key}) as earlier,
       (select coalesce(json_agg(json_build_object('key', n.key, 'currency', n.currency)), '[]') from named n) as accounts,
       (select coalesce(json_agg(a.key), '[]') from ledgerbox.accounts a
-        where a.key in (select ${start.clearingPrefix} || n.currency from named n)) as clearing`);
+        where a.key in (select ${start.clearingPrefix} || n.currency || ${start.clearingSuffix} from named n)) as clearing`);
   return readRow(StartRow, row, 'exchange start');
 }
 

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, createHash } from 'node:crypto';
 import { convert, dinero, halfEven, toSnapshot, transformScale, type Dinero } from 'dinero.js/bigint';
 import { defaulted, enums, integer, object, optional, pattern, refine, size, string } from 'superstruct';
 import { AccountKey, IdempotencyKey, Metadata, Uuid, validate } from '../../contracts.js';
@@ -17,9 +17,28 @@ import { selectWorkflowByKey } from '../workflow-queries.js';
 import { insertExchangeWorkflow, selectExchange, selectExchangeStart, storeQuote, storeSettlement, type ExchangeRow } from './exchange-queries.js';
 import type { ComplianceDecision, ExchangeProviders, FxQuote } from './providers.js';
 
-/** The per-currency account an exchange's money passes through: `ledgerbox:fx:USD`. */
-export function fxClearingAccount(currency: string): string {
-  return `ledgerbox:fx:${currency}`;
+/**
+ * FX clearing accounts per currency. Every exchange's hold and settlement update an FX clearing
+ * account's cached balance, which locks its row until commit; with one account per currency,
+ * every exchange in the system queued on the same three rows. Spread over this many, they
+ * rarely meet.
+ */
+export const fxClearingShards = 8;
+
+/**
+ * The FX clearing account an exchange's money passes through in `currency`: one of
+ * `fxClearingShards` per currency (`ledgerbox:fx:USD:0` … `ledgerbox:fx:USD:7`), picked by the
+ * exchange's key, so a replay or a retry always finds the same one. The FX position in a currency
+ * is the sum over its shards.
+ */
+export function fxClearingAccount(currency: string, exchangeKey: string): string {
+  return `${fxClearingPrefix}${currency}${fxShardSuffix(exchangeKey)}`;
+}
+
+const fxClearingPrefix = 'ledgerbox:fx:';
+
+function fxShardSuffix(exchangeKey: string): string {
+  return `:${createHash('sha256').update(exchangeKey).digest()[0]! % fxClearingShards}`;
 }
 
 /**
@@ -70,7 +89,7 @@ export async function startExchange(
   const money = readMoney(request.amount)!;
   return inTransaction(db, async (db) => {
     // every check's input in one round trip; the checks themselves in the same order as ever
-    const start = await selectExchangeStart(db, { currency: money.currency, key: request.key, from: request.from, to: request.to, clearingPrefix: fxClearingAccount('') });
+    const start = await selectExchangeStart(db, { currency: money.currency, key: request.key, from: request.from, to: request.to, clearingPrefix: fxClearingPrefix, clearingSuffix: fxShardSuffix(request.key) });
     const currency = start.currency;
     if (currency === null) throw new LedgerboxError('unknown_currency', `Unknown currency ${describeValue(money.currency)} at \`exchange.amount\``);
     const sourceAmount = toLedgerMinorUnits(money, currency);
@@ -96,14 +115,15 @@ export async function startExchange(
       });
     }
     for (const code of [source.currency, target.currency]) {
-      // opened once per currency, by the first exchange that needs it
-      if (start.clearing.includes(fxClearingAccount(code))) continue;
-      await insertAccount(db, { key: fxClearingAccount(code), currency: code, allowNegative: true, metadata: { purpose: 'fx clearing' } });
+      // opened once per currency and shard, by the first exchange that needs it
+      const clearing = fxClearingAccount(code, request.key);
+      if (start.clearing.includes(clearing)) continue;
+      await insertAccount(db, { key: clearing, currency: code, allowNegative: true, metadata: { purpose: 'fx clearing' } });
     }
     const hold = await holdInSession(db, {
       key: `${request.key}:hold`,
       from: source.key,
-      to: fxClearingAccount(source.currency),
+      to: fxClearingAccount(source.currency, request.key),
       amount: { amount: sourceAmount, currency: source.currency },
       // a hold that cannot outlive a stuck exchange: the scheduler voids it at expiry
       expiresAt: new Date(Date.now() + request.holdFor_ms),
@@ -290,7 +310,7 @@ const settle: StepDefinition<ExchangeProviders> = {
       settlement = await postHoldInSession(
         db,
         { key: `${workflow.key}:settle`, holdId: exchange.hold_id, metadata: { exchange: workflow.key, quote: exchange.quote_id } },
-        [{ from: fxClearingAccount(exchange.target_currency), to: exchange.target_account, currency: exchange.target_currency, amount: targetAmount }],
+        [{ from: fxClearingAccount(exchange.target_currency, workflow.key), to: exchange.target_account, currency: exchange.target_currency, amount: targetAmount }],
       );
     } catch (error) {
       // the reservation ran out (expired, voided by an operator): no retry can settle it
