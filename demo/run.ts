@@ -126,7 +126,7 @@ async function main(): Promise<number> {
   worker = await startWorker({
     connectionString: url,
     providers,
-    concurrency: 8,
+    concurrency: 16,
     pollInterval_ms: 50,
     retry: { base_ms: 20, max_ms: 200 },
     providerTimeout_ms: 300,
@@ -140,7 +140,7 @@ async function main(): Promise<number> {
       nightlyStatementTask(activePool, () => statementsDone++),
     ],
   });
-  out(`worker started in this process (concurrency 8); declined: ${plan.declined.join(', ')}; compliance errors on: ${plan.erroring.join(', ')}`);
+  out(`worker started in this process (concurrency 16); declined: ${plan.declined.join(', ')}; compliance errors on: ${plan.erroring.join(', ')}`);
 
   const tally: DayTally = { exchangesPlaced: 0, transfersPosted: 0, transferred: new Map(), refused: 0 };
   let counts: Counts = { completed: 0, compensated: 0, failed: 0, running: 0, retrying: 0 };
