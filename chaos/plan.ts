@@ -2,23 +2,17 @@
 // process the list of requests it makes through the public API (exchanges, transfers, batches,
 // holds and their resolution, reversals). Every process rebuilds the same plan from the same
 // parameters, so nothing but the parameters crosses a process boundary.
+import { demoRates } from '../src/workflows/exchange/demo-rates.ts';
 import { dice, streamSeed } from './random.ts';
 
 export const currencies = ['USD', 'EUR', 'GBP'] as const;
 export type Code = (typeof currencies)[number];
 
 /**
- * The FX provider's rates (units of `to` per unit of `from`, scaled integers). The verifier
- * converts with them on its own, so an exchange settled at any other amount is caught.
+ * The FX provider's rates (units of `to` per unit of `from`, scaled integers): the demo's. The
+ * verifier converts with them on its own, so an exchange settled at any other amount is caught.
  */
-export const chaosRates: Record<string, { amount: bigint; scale: number }> = {
-  'USD/EUR': { amount: 9213n, scale: 4 },
-  'EUR/USD': { amount: 10854n, scale: 4 },
-  'USD/GBP': { amount: 7921n, scale: 4 },
-  'GBP/USD': { amount: 12625n, scale: 4 },
-  'EUR/GBP': { amount: 8598n, scale: 4 },
-  'GBP/EUR': { amount: 11631n, scale: 4 },
-};
+export const chaosRates: Record<string, { amount: bigint; scale: number }> = demoRates;
 
 /** Each customer's opening balance in each currency, minor units (5,000.00). */
 export const opening_balance = 5_000_00n;

@@ -20,8 +20,9 @@ const JobIdRow = object({ id: string() });
  * call), on the caller's connection: the jobs become visible to workers when, and only if,
  * the caller's transaction commits.
  */
-export async function addJobs(db: Session, jobs: readonly JobSpec[], jobKeyMode: 'replace' | 'preserve_run_at'): Promise<string[]> {
-  const specs = JSON.stringify(
+/** Jobs as ledgerbox.add_jobs takes them: a JSON array of graphile-worker job specs. @internal */
+export function jobSpecsJson(jobs: readonly JobSpec[]): string {
+  return JSON.stringify(
     jobs.map((job) => ({
       identifier: job.task,
       payload: job.payload,
@@ -32,6 +33,10 @@ export async function addJobs(db: Session, jobs: readonly JobSpec[], jobKeyMode:
       priority: job.priority,
     })),
   );
+}
+
+export async function addJobs(db: Session, jobs: readonly JobSpec[], jobKeyMode: 'replace' | 'preserve_run_at'): Promise<string[]> {
+  const specs = jobSpecsJson(jobs);
   const rows = await db.query(sql`
     select id::text as id from ledgerbox.add_jobs(${specs}::json, ${jobKeyMode === 'preserve_run_at'}) as id`);
   return rows.map((row) => readRow(JobIdRow, row, 'job').id);

@@ -1,7 +1,7 @@
 import { object, string } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { Uuid } from '../contracts.js';
-import { addJobs, type JobSpec } from '../outbox/outbox-queries.js';
+import { addJobs, jobSpecsJson, type JobSpec } from '../outbox/outbox-queries.js';
 import { defineTask } from '../outbox/tasks.js';
 
 /** The one task every workflow step runs as: its payload names the workflow and the step, nothing else. */
@@ -39,18 +39,7 @@ export function stepJobSpec(workflowId: string, step: string, runAt: Date | null
  * statement that adds it alongside other writes. @internal
  */
 export function stepJobJson(workflowId: string, step: string, runAt: Date | null = null): string {
-  const job = stepJobSpec(workflowId, step, runAt);
-  return JSON.stringify([
-    {
-      identifier: job.task,
-      payload: job.payload,
-      queue_name: job.queue,
-      run_at: job.runAt?.toISOString() ?? null,
-      max_attempts: job.maxAttempts,
-      job_key: job.jobKey,
-      priority: job.priority,
-    },
-  ]);
+  return jobSpecsJson([stepJobSpec(workflowId, step, runAt)]);
 }
 
 /** @internal */
