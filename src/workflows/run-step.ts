@@ -1,7 +1,7 @@
-import { autocommitSession, inTransaction, type DatabaseHandle, type Session } from '../db/handle.js';
+import { autocommitSession, inOneStatement, inTransaction, type DatabaseHandle, type Row, type Session } from '../db/handle.js';
 import { LedgerboxError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { compensationStep, type StepDefinition, type WorkflowDefinition } from './definition.js';
+import { compensationStep, type StepDefinition, type StepOutcome, type WorkflowDefinition } from './definition.js';
 import { enqueueStep, stepJobJson } from './step-job.js';
 import {
   finishStep,
@@ -48,7 +48,9 @@ class Fenced extends Error {}
  * 1. the external call, if any, outside any transaction; its answer recorded under the
  *    idempotency key before anything depends on it (a retry reuses it);
  * 2. one transaction: lock the workflow, stop if the step has a result, do the work, record
- *    the result and the attempt, enqueue the next step;
+ *    the result and the attempt, enqueue the next step; a step whose work turns out to touch
+ *    no table needs no transaction: its result is recorded in one statement that checks, under
+ *    the workflow's lock, that nothing changed since the step read it (finishWithoutTransaction);
  * 3. on failure, another transaction records the attempt and its full error, then schedules a
  *    retry with backoff, or, on the last attempt, fails the workflow, enqueues compensation
  *    and raises a critical alert.
@@ -83,6 +85,13 @@ export async function runStep<Providers>(
       }
     }
     const external = await externalAnswer(environment, step, context, payload.step, logger);
+    const attempt = { maxAttempts, jobId: job.id, workerId: job.workerId, startedAt };
+    if (context.results.has(payload.step) || !isDue(workflow, payload.step)) {
+      // recorded as already done, under the lock, below
+    } else if (await finishWithoutTransaction(environment, step, context, payload.step, external, attempt, logger)) {
+      logger.info('step succeeded');
+      return;
+    }
     await inTransaction(environment.db, async (db) => {
       const { workflow: locked, results: current } = await lockHeld(db, workflow.id, job);
       if (current.has(payload.step) || !isDue(locked, payload.step)) {
@@ -90,20 +99,11 @@ export async function runStep<Providers>(
         return;
       }
       const outcome = await step.run(db, { workflow: locked, results: current, external, providers: environment.providers, logger });
-      const attempt = { maxAttempts, jobId: job.id, workerId: job.workerId, startedAt };
-      if ('next' in outcome) {
-        // result, attempt, workflow state and the next step's job in one statement
-        await finishStep(db, {
-          workflowId: workflow.id,
-          step: payload.step,
-          result: outcome.result,
-          attempt,
-          workflow: { status: 'running', currentStep: outcome.next },
-          nextJob: stepJobJson(workflow.id, outcome.next),
-        });
-      } else if ('done' in outcome) {
-        const status = payload.step === compensationStep ? 'compensated' : 'completed';
-        await finishStep(db, { workflowId: workflow.id, step: payload.step, result: outcome.result, attempt, workflow: { status, currentStep: payload.step }, nextJob: null });
+      if ('next' in outcome || 'done' in outcome) {
+        // result, attempt, workflow state and the next step's job in one statement; the lock
+        // is ours and the holder checked, so anything but finished is a bug, not a race
+        const finished = await finishStep(db, finishing(workflow.id, payload.step, null, outcome, attempt));
+        if (finished !== 'finished') throw new Error(`finish_step answered ${finished} under this step's own lock`);
       } else {
         await insertStepResult(db, workflow.id, payload.step, outcome.result);
         await recordAttempt(db, payload, maxAttempts, job, 'succeeded', null, startedAt);
@@ -119,6 +119,68 @@ export async function runStep<Providers>(
     logger.warn({ err: error }, 'step attempt failed');
     await recordFailure(environment, definition, step, workflow, payload, job, error, startedAt);
   }
+}
+
+/** What finishStep writes for a step that succeeded (next or done). */
+function finishing(
+  workflowId: string,
+  step: string,
+  seenVersion: string | null,
+  outcome: Exclude<StepOutcome, { fail: string }>,
+  attempt: { maxAttempts: number; jobId: string | null; workerId: string | null; startedAt: Date },
+): Parameters<typeof finishStep>[1] {
+  if ('next' in outcome) {
+    return { workflowId, step, seenVersion, result: outcome.result, attempt, workflow: { status: 'running', currentStep: outcome.next }, nextJob: stepJobJson(workflowId, outcome.next) };
+  }
+  const status = step === compensationStep ? 'compensated' : 'completed';
+  return { workflowId, step, seenVersion, result: outcome.result, attempt, workflow: { status, currentStep: step }, nextJob: null };
+}
+
+/** Raised by the probe session at a step's first query: the step needs its transaction. */
+class NeedsTransaction extends Error {}
+
+/**
+ * Tries a due step with no transaction: runs it on a session that refuses any query and, if it
+ * made none and succeeded, records its result, attempt, the workflow's state and next job in
+ * one statement that locks the workflow and writes only if this worker still holds the job and
+ * the workflow is the version the step read (so the step's inputs were current). Most of the
+ * work of a step that calls out (recording a decision, a quote) and every no-op step go this
+ * way: two statements (the read before and this one) instead of five.
+ *
+ * Returns false when the step must run in a transaction instead: it queried (even if it caught
+ * the refusal), it ended the workflow (the failure path writes more), or the workflow changed
+ * since it was read. Running it again there is safe: a step is a function of its inputs and
+ * recorded answers, and this attempt wrote nothing.
+ */
+async function finishWithoutTransaction<Providers>(
+  environment: StepEnvironment<Providers>,
+  step: StepDefinition<Providers>,
+  context: { workflow: WorkflowRow; version: string; results: Map<string, unknown> },
+  stepName: string,
+  external: unknown,
+  attempt: { maxAttempts: number; jobId: string | null; workerId: string | null; startedAt: Date },
+  logger: Logger,
+): Promise<boolean> {
+  let touched = false;
+  const refusing: Session = {
+    query(): Promise<Row[]> {
+      touched = true;
+      return Promise.reject(new NeedsTransaction('this step works in the database: it runs in a transaction'));
+    },
+  };
+  let outcome: StepOutcome;
+  try {
+    outcome = await step.run(refusing, { workflow: context.workflow, results: context.results, external, providers: environment.providers, logger });
+  } catch (error) {
+    if (touched) return false;
+    throw error;
+  }
+  if (touched || 'fail' in outcome) return false;
+  const finished = await inOneStatement(environment.db, (db) => finishStep(db, finishing(context.workflow.id, stepName, context.version, outcome, attempt)));
+  if (finished === 'fenced') throw new Fenced(`job ${attempt.jobId} is no longer held by ${attempt.workerId}`);
+  if (finished === 'missing') throw new LedgerboxError('workflow_not_found', `No workflow ${context.workflow.id}`, { details: { workflowId: context.workflow.id } });
+  if (finished === 'changed') logger.debug('the workflow changed since the step read it; running the step under its lock');
+  return finished === 'finished';
 }
 
 /** The idempotency key of a step's external call: the same on every attempt. */

@@ -1,5 +1,5 @@
 import { sql } from '@databases/pg';
-import { nullable, number, object, record, string, unknown, type Infer } from 'superstruct';
+import { enums, nullable, number, object, record, string, unknown, type Infer } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { Int8Text, TimestampText, readRow } from '../db/rows.js';
 
@@ -131,7 +131,7 @@ export const AlertRow = object({
   created_at: TimestampText,
 });
 
-const StepContextRow = object({ results: record(string(), unknown()), recorded: unknown() });
+const StepContextRow = object({ version: string(), results: record(string(), unknown()), recorded: unknown() });
 
 /**
  * What a step needs before it starts, in one round trip: the workflow, the results recorded so
@@ -141,17 +141,18 @@ export async function selectStepContext(
   db: Session,
   workflowId: string,
   idempotencyKey: string,
-): Promise<{ workflow: WorkflowRow; results: Map<string, unknown>; recorded: unknown } | undefined> {
+): Promise<{ workflow: WorkflowRow; version: string; results: Map<string, unknown>; recorded: unknown } | undefined> {
   const [row] = await db.query(sql`
-    select ${workflowColumns},
+    select ${workflowColumns}, w.xmin::text as row_version,
       (select coalesce(jsonb_object_agg(r.step, r.result), '{}') from ledgerbox.step_results r where r.workflow_id = w.id) as step_results,
       (select jsonb_build_array(c.response) from ledgerbox.provider_calls c where c.idempotency_key = ${idempotencyKey}) as recorded_call
     from ledgerbox.workflows w where w.id = ${workflowId}::uuid`);
   if (row === undefined) return undefined;
-  const { step_results: results, recorded_call: recorded, ...workflow } = row as Record<string, unknown>;
-  const context = readRow(StepContextRow, { results, recorded }, 'step context');
+  const { row_version: version, step_results: results, recorded_call: recorded, ...workflow } = row as Record<string, unknown>;
+  const context = readRow(StepContextRow, { version, results, recorded }, 'step context');
   return {
     workflow: readRow(WorkflowRow, workflow, 'workflow'),
+    version: context.version,
     results: new Map(Object.entries(context.results)),
     recorded: Array.isArray(context.recorded) ? context.recorded[0] : undefined,
   };
@@ -199,37 +200,32 @@ export async function recordProviderCall(
   return readRow(ProviderCallRow, row, 'provider call').response;
 }
 
+const FinishStepRow = object({ outcome: enums(['finished', 'changed', 'fenced', 'missing']) });
+
 /**
- * A successful step's bookkeeping in one statement: its result, its attempt, the workflow's new
- * state and, when there is one, the next step's job (ledgerbox.add_jobs, as enqueueStep adds it).
+ * A successful step's bookkeeping in one statement (ledgerbox.finish_step, migration 0007): its
+ * result, its attempt, the workflow's new state and, when there is one, the next step's job (as
+ * enqueueStep adds it), written only if, under the workflow's lock, this worker still holds the
+ * job and the workflow is still the version the step read. Says what happened.
  */
 export async function finishStep(
   db: Session,
   finish: {
     workflowId: string;
     step: string;
+    /** The workflow row's xmin when the step read it; null when the caller holds its lock already. */
+    seenVersion: string | null;
     result: unknown;
     attempt: { maxAttempts: number; jobId: string | null; workerId: string | null; startedAt: Date };
     workflow: { status: string; currentStep: string };
     nextJob: string | null;
   },
-): Promise<void> {
-  await db.query(sql`
-    with result as (
-      insert into ledgerbox.step_results (workflow_id, step, result)
-      values (${finish.workflowId}::uuid, ${finish.step}, ${JSON.stringify(finish.result)}::jsonb)
-    ), attempt as (
-      insert into ledgerbox.step_attempts (workflow_id, step, attempt, max_attempts, job_id, worker_id, outcome, error, started_at)
-      select w.id, ${finish.step},
-        1 + (select count(*)::int from ledgerbox.step_attempts a
-          where a.workflow_id = w.id and a.step = ${finish.step} and a.outcome = 'failed'
-            and a.finished_at > coalesce(w.resumed_at, '-infinity')),
-        ${finish.attempt.maxAttempts}, ${finish.attempt.jobId}::bigint, ${finish.attempt.workerId},
-        'succeeded', null, ${finish.attempt.startedAt.toISOString()}::timestamptz
-      from ledgerbox.workflows w where w.id = ${finish.workflowId}::uuid
-    ), workflow as (
-      update ledgerbox.workflows set status = ${finish.workflow.status}, current_step = ${finish.workflow.currentStep}, updated_at = now()
-      where id = ${finish.workflowId}::uuid
-    )
-    select count(*) from ledgerbox.add_jobs(${finish.nextJob}::json) where ${finish.nextJob}::json is not null`);
+): Promise<'finished' | 'changed' | 'fenced' | 'missing'> {
+  const [row] = await db.query(sql`
+    select ledgerbox.finish_step(
+      ${finish.workflowId}::uuid, ${finish.step}, ${finish.seenVersion}::xid,
+      ${finish.attempt.jobId}::bigint, ${finish.attempt.workerId}, ${finish.attempt.maxAttempts}::int,
+      ${finish.attempt.startedAt.toISOString()}::timestamptz, ${JSON.stringify(finish.result)}::jsonb,
+      ${finish.workflow.status}, ${finish.workflow.currentStep}, ${finish.nextJob}::json) as outcome`);
+  return readRow(FinishStepRow, row, 'finished step').outcome;
 }

@@ -1,0 +1,89 @@
+-- A successful step's bookkeeping in one statement, with every check it needs made under the
+-- workflow's row lock: its result, its attempt, the workflow's new state and the next step's job.
+--
+-- Why a function: a step whose work reads and writes nothing in the database (a compliance
+-- decision that only reads its recorded provider answer, a no-op) needs no transaction of its
+-- own. The runner read the workflow before the step ran (unlocked) and passes the row version it
+-- saw (xmin); this function locks the row and finishes the step only if nothing changed since,
+-- so the step's inputs were current when its result is recorded. Both writers of a step result
+-- (this function and the failure path in src/workflows/run-step.ts) update the workflow row in
+-- the same transaction, as do resume and cancel, so an unchanged xmin means unchanged results. One statement instead of BEGIN, lock, finish,
+-- COMMIT, and its plans are cached by PL/pgSQL instead of planned per call.
+--
+-- Inside a step's transaction (a step that did database work) the row is already locked by the
+-- caller, which checked the holder itself and passes no version (the step's own writes may have
+-- touched the row): the checks here pass and cost nothing.
+--
+-- Returns what happened, for the caller to act on:
+--   finished  everything was written
+--   changed   the workflow moved since `seen_version`: nothing written; run the step under the lock
+--   fenced    another worker holds the job now (this one was taken for dead): nothing written
+--   missing   no such workflow
+create function ledgerbox.finish_step(
+  workflow_id uuid,
+  step text,
+  seen_version xid,
+  job_id bigint,
+  worker_id text,
+  max_attempts integer,
+  started_at timestamptz,
+  result jsonb,
+  new_status text,
+  new_current_step text,
+  next_job json
+) returns text
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  locked_version xid;
+  resumed timestamptz;
+begin
+  select w.xmin, w.resumed_at into locked_version, resumed
+  from ledgerbox.workflows w where w.id = finish_step.workflow_id
+  for update;
+  if not found then
+    return 'missing';
+  end if;
+  if finish_step.worker_id is not null and ledgerbox.job_lock_holder(finish_step.job_id) is distinct from finish_step.worker_id then
+    return 'fenced';
+  end if;
+  if finish_step.seen_version is not null and not (locked_version = finish_step.seen_version) then
+    return 'changed';
+  end if;
+
+  insert into ledgerbox.step_results (workflow_id, step, result)
+  values (finish_step.workflow_id, finish_step.step, finish_step.result);
+
+  -- the attempt's number: the step's failures since the last resume, plus one
+  insert into ledgerbox.step_attempts (workflow_id, step, attempt, max_attempts, job_id, worker_id, outcome, error, started_at)
+  values (
+    finish_step.workflow_id, finish_step.step,
+    1 + (select count(*)::int from ledgerbox.step_attempts a
+         where a.workflow_id = finish_step.workflow_id and a.step = finish_step.step and a.outcome = 'failed'
+           and a.finished_at > coalesce(resumed, '-infinity')),
+    finish_step.max_attempts, finish_step.job_id, finish_step.worker_id, 'succeeded', null, finish_step.started_at);
+
+  update ledgerbox.workflows w
+  set status = finish_step.new_status, current_step = finish_step.new_current_step, updated_at = now()
+  where w.id = finish_step.workflow_id;
+
+  if finish_step.next_job is not null then
+    perform ledgerbox.add_jobs(finish_step.next_job);
+  end if;
+  return 'finished';
+end
+$$;
+
+comment on function ledgerbox.finish_step(uuid, text, xid, bigint, text, integer, timestamptz, jsonb, text, text, json) is
+  'A successful step''s result, attempt, workflow state and next job in one statement, checked under the workflow''s lock (see migrations/0007_finish_step.sql).';
+
+revoke all on function ledgerbox.finish_step(uuid, text, xid, bigint, text, integer, timestamptz, jsonb, text, text, json) from public;
+
+do $$
+begin
+  if exists (select 1 from pg_roles where rolname = 'ledgerbox_app') then
+    grant execute on function ledgerbox.finish_step(uuid, text, xid, bigint, text, integer, timestamptz, jsonb, text, text, json) to ledgerbox_app;
+  end if;
+end
+$$;

@@ -1,0 +1,234 @@
+/**
+ * The step engine's two ways of finishing a step (src/workflows/run-step.ts): a step that
+ * touches no table is recorded in one statement that checks, under the workflow's lock, that
+ * nothing changed since the step read it; any other step runs in a transaction. These tests
+ * drive runStep directly, race it on purpose, and read back what was written.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import pg from 'pg';
+import { pino } from 'pino';
+import { sql } from '@databases/pg';
+import { autocommitSession, type Session } from '../src/db/handle.ts';
+import type { WorkflowDefinition } from '../src/workflows/definition.ts';
+import { runStep, type StepEnvironment, type StepJob } from '../src/workflows/run-step.ts';
+import { enqueueStep, stepJobKey } from '../src/workflows/step-job.ts';
+import { insertWorkflow } from '../src/workflows/workflow-queries.ts';
+import { useTestDatabase } from './support/database.ts';
+
+const db = await useTestDatabase();
+await db.pool.query('create table step_probe (workflow_id uuid not null, note text not null)');
+
+/** Counts what runStep asks of the pool: one-off statements and checked-out connections. */
+function countingPool(pool: pg.Pool): { handle: pg.Pool; statements: () => number; connections: () => number } {
+  let statements = 0;
+  let connections = 0;
+  const handle = new Proxy(pool, {
+    get(target, property, receiver) {
+      if (property === 'query') return (...args: unknown[]) => ((statements += 1), (target.query as (...a: unknown[]) => unknown)(...args));
+      if (property === 'connect') return (...args: unknown[]) => ((connections += 1), (target.connect as (...a: unknown[]) => unknown)(...args));
+      return Reflect.get(target, property, receiver);
+    },
+  });
+  return { handle, statements: () => statements, connections: () => connections };
+}
+
+function environment(handle: pg.Pool, definition: WorkflowDefinition<Record<string, never>>): StepEnvironment<Record<string, never>> {
+  return {
+    db: handle,
+    workflows: new Map([[definition.kind, definition]]),
+    providers: {},
+    retry: { base_ms: 1, max_ms: 10 },
+    providerTimeout_ms: 1_000,
+    compensationDelay_ms: 0,
+    logger: pino({ level: 'silent' }),
+  };
+}
+
+let serial = 0;
+async function newWorkflow(kind: string, firstStep: string): Promise<string> {
+  serial += 1;
+  const workflow = await insertWorkflow(autocommitSession(db.pool), { kind, key: `steps:${serial}`, firstStep, subject: {} });
+  return workflow!.id;
+}
+
+async function written(workflowId: string) {
+  const results = await db.pool.query<{ step: string; result: unknown }>('select step, result from ledgerbox.step_results where workflow_id = $1 order by recorded_at, step', [workflowId]);
+  const attempts = await db.pool.query<{ step: string; outcome: string }>('select step, outcome from ledgerbox.step_attempts where workflow_id = $1 order by id', [workflowId]);
+  const [workflow] = (await db.pool.query<{ status: string; current_step: string }>('select status, current_step from ledgerbox.workflows where id = $1', [workflowId])).rows;
+  const jobs = await db.pool.query<{ key: string }>(`select key from graphile_worker._private_jobs where key like 'ledgerbox:step:' || $1 || ':%' order by key`, [workflowId]);
+  const probes = await db.pool.query<{ note: string }>('select note from step_probe where workflow_id = $1', [workflowId]);
+  return {
+    results: results.rows.map(({ step, result }) => ({ step, result })),
+    attempts: attempts.rows.map(({ step, outcome }) => `${step}:${outcome}`),
+    workflow: workflow && `${workflow.status}@${workflow.current_step}`,
+    jobs: jobs.rows.map(({ key }) => key.slice(key.lastIndexOf(':') + 1)),
+    probes: probes.rows.map(({ note }) => note),
+  };
+}
+
+const noJob: StepJob = { id: '0', workerId: null };
+
+test('a step that touches no table is finished in one statement: the read before it and one more, no transaction', async () => {
+  let runs = 0;
+  const pure: WorkflowDefinition<Record<string, never>> = {
+    kind: 'pure',
+    firstStep: 'decide',
+    steps: {
+      decide: { run: async () => ((runs += 1), { result: { decided: 'yes' }, next: 'record' }) },
+      record: { run: async (session: Session, { workflow }) => (await session.query(sql`insert into step_probe values (${workflow.id}::uuid, 'recorded')`), { result: null, done: true }) },
+    },
+    compensate: { run: async () => ({ result: null, done: true }) },
+    maxAttempts: 3,
+  };
+  const workflowId = await newWorkflow(pure.kind, 'decide');
+  const counted = countingPool(db.pool);
+  await runStep(environment(counted.handle, pure), { workflowId, step: 'decide' }, noJob);
+  assert.equal(runs, 1);
+  assert.equal(counted.statements(), 2, 'the step context read and finish_step');
+  assert.equal(counted.connections(), 0, 'no connection checked out for a transaction');
+  assert.deepEqual(await written(workflowId), {
+    results: [{ step: 'decide', result: { decided: 'yes' } }],
+    attempts: ['decide:succeeded'],
+    workflow: 'running@record',
+    jobs: ['record'],
+    probes: [],
+  });
+
+  // the next step writes, so it runs in a transaction, and its write commits with its result
+  const before = { statements: counted.statements(), connections: counted.connections() };
+  await runStep(environment(counted.handle, pure), { workflowId, step: 'record' }, noJob);
+  assert.equal(counted.connections() - before.connections, 1, 'one connection for the transaction');
+  assert.deepEqual(await written(workflowId), {
+    results: [
+      { step: 'decide', result: { decided: 'yes' } },
+      { step: 'record', result: null },
+    ],
+    attempts: ['decide:succeeded', 'record:succeeded'],
+    workflow: 'completed@record',
+    jobs: ['record'],
+    probes: ['recorded'],
+  });
+});
+
+test('a step that touches no table, raced by a second delivery that finishes it first: written once, the late one recorded as already done', async () => {
+  let runs = 0;
+  let env!: StepEnvironment<Record<string, never>>;
+  const raced: WorkflowDefinition<Record<string, never>> = {
+    kind: 'raced',
+    firstStep: 'decide',
+    steps: {
+      decide: {
+        async run(_session, { workflow }) {
+          runs += 1;
+          // the first delivery pauses here while a second delivery of the same job runs whole
+          if (runs === 1) await runStep(env, { workflowId: workflow.id, step: 'decide' }, noJob);
+          return { result: { run: runs }, next: 'after' };
+        },
+      },
+      after: { run: async () => ({ result: null, done: true }) },
+    },
+    compensate: { run: async () => ({ result: null, done: true }) },
+    maxAttempts: 3,
+  };
+  env = environment(db.pool, raced);
+  const workflowId = await newWorkflow(raced.kind, 'decide');
+  await runStep(env, { workflowId, step: 'decide' }, noJob);
+  assert.equal(runs, 2, 'the late delivery does not run the step again under the lock: it finds the result');
+  assert.deepEqual(await written(workflowId), {
+    results: [{ step: 'decide', result: { run: 2 } }],
+    attempts: ['decide:succeeded', 'decide:already_done'],
+    workflow: 'running@after',
+    jobs: ['after'],
+    probes: [],
+  });
+});
+
+test('a step that touches no table, whose workflow changed after it was read: run again under the lock, finished once', async () => {
+  let runs = 0;
+  const changed: WorkflowDefinition<Record<string, never>> = {
+    kind: 'changed',
+    firstStep: 'decide',
+    steps: {
+      decide: {
+        async run(_session, { workflow }) {
+          runs += 1;
+          // someone else touches the workflow row between the read and the finish (an operator's
+          // update, a resume): the inputs may be stale, so this attempt must not be recorded
+          if (runs === 1) await db.pool.query(`update ledgerbox.workflows set updated_at = now() where id = $1`, [workflow.id]);
+          return { result: { run: runs }, next: 'after' };
+        },
+      },
+      after: { run: async () => ({ result: null, done: true }) },
+    },
+    compensate: { run: async () => ({ result: null, done: true }) },
+    maxAttempts: 3,
+  };
+  const workflowId = await newWorkflow(changed.kind, 'decide');
+  await runStep(environment(db.pool, changed), { workflowId, step: 'decide' }, noJob);
+  assert.equal(runs, 2);
+  assert.deepEqual(await written(workflowId), {
+    results: [{ step: 'decide', result: { run: 2 } }],
+    attempts: ['decide:succeeded'],
+    workflow: 'running@after',
+    jobs: ['after'],
+    probes: [],
+  });
+});
+
+test('a step that catches the refused query and returns anyway still runs in a transaction, and its write is kept', async () => {
+  let runs = 0;
+  const sneaky: WorkflowDefinition<Record<string, never>> = {
+    kind: 'sneaky',
+    firstStep: 'write',
+    steps: {
+      write: {
+        async run(session, { workflow }) {
+          runs += 1;
+          try {
+            await session.query(sql`insert into step_probe values (${workflow.id}::uuid, 'written')`);
+          } catch {
+            // a step that swallows its own database errors: it must not be finished without its write
+          }
+          return { result: null, done: true };
+        },
+      },
+    },
+    compensate: { run: async () => ({ result: null, done: true }) },
+    maxAttempts: 3,
+  };
+  const workflowId = await newWorkflow(sneaky.kind, 'write');
+  await runStep(environment(db.pool, sneaky), { workflowId, step: 'write' }, noJob);
+  assert.equal(runs, 2);
+  assert.deepEqual(await written(workflowId), {
+    results: [{ step: 'write', result: null }],
+    attempts: ['write:succeeded'],
+    workflow: 'completed@write',
+    jobs: [],
+    probes: ['written'],
+  });
+});
+
+test('a job another worker holds now is not finished by the worker that lost it, with or without a transaction', async () => {
+  const fenced: WorkflowDefinition<Record<string, never>> = {
+    kind: 'fenced',
+    firstStep: 'pure',
+    steps: {
+      pure: { run: async () => ({ result: null, next: 'writes' }) },
+      writes: { run: async (session, { workflow }) => (await session.query(sql`insert into step_probe values (${workflow.id}::uuid, 'fenced')`), { result: null, done: true }) },
+    },
+    compensate: { run: async () => ({ result: null, done: true }) },
+    maxAttempts: 3,
+  };
+  for (const step of ['pure', 'writes']) {
+    const workflowId = await newWorkflow(fenced.kind, step);
+    await enqueueStep(autocommitSession(db.pool), workflowId, step);
+    // the job was handed to worker-b after worker-a was taken for dead; worker-a still runs it
+    const { rows } = await db.pool.query<{ id: string }>(
+      `update graphile_worker._private_jobs set locked_by = 'worker-b', locked_at = now() where key = $1 returning id::text`,
+      [stepJobKey(workflowId, step)],
+    );
+    await runStep(environment(db.pool, fenced), { workflowId, step }, { id: rows[0]!.id, workerId: 'worker-a' });
+    assert.deepEqual(await written(workflowId), { results: [], attempts: [], workflow: `running@${step}`, jobs: [step], probes: [] }, step);
+  }
+});
