@@ -1,5 +1,6 @@
 -- A successful step's bookkeeping in one statement, with every check it needs made under the
--- workflow's row lock: its result, its attempt, the workflow's new state and the next step's job.
+-- workflow's row lock: its result, its attempt, the workflow's new state and its jobs (the next
+-- step's, and any the step adds with its result).
 --
 -- Why a function: a step whose work reads and writes nothing in the database (a compliance
 -- decision that only reads its recorded provider answer, a no-op) needs no transaction of its
@@ -30,7 +31,7 @@ create function ledgerbox.finish_step(
   result jsonb,
   new_status text,
   new_current_step text,
-  next_job json
+  jobs json
 ) returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -68,15 +69,15 @@ begin
   set status = finish_step.new_status, current_step = finish_step.new_current_step, updated_at = now()
   where w.id = finish_step.workflow_id;
 
-  if finish_step.next_job is not null then
-    perform ledgerbox.add_jobs(finish_step.next_job);
+  if finish_step.jobs is not null then
+    perform ledgerbox.add_jobs(finish_step.jobs);
   end if;
   return 'finished';
 end
 $$;
 
 comment on function ledgerbox.finish_step(uuid, text, xid, bigint, text, integer, timestamptz, jsonb, text, text, json) is
-  'A successful step''s result, attempt, workflow state and next job in one statement, checked under the workflow''s lock (see migrations/0007_finish_step.sql).';
+  'A successful step''s result, attempt, workflow state and jobs in one statement, checked under the workflow''s lock (see migrations/0007_finish_step.sql).';
 
 revoke all on function ledgerbox.finish_step(uuid, text, xid, bigint, text, integer, timestamptz, jsonb, text, text, json) from public;
 

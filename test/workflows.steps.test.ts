@@ -75,7 +75,13 @@ test('a step that touches no table is finished in one statement: the read before
     kind: 'pure',
     firstStep: 'decide',
     steps: {
-      decide: { run: async () => ((runs += 1), { result: { decided: 'yes' }, next: 'record' }) },
+      decide: {
+        // a job of the host's, added with the step's result in the same statement
+        run: async (_session, { workflow }) => (
+          (runs += 1),
+          { result: { decided: 'yes' }, next: 'record', jobs: [{ task: 'host.decided', payload: { workflowId: workflow.id }, queue: null, runAt: null, maxAttempts: 3, jobKey: `decided:${workflow.id}`, priority: null }] }
+        ),
+      },
       record: { run: async (session: Session, { workflow }) => (await session.query(sql`insert into step_probe values (${workflow.id}::uuid, 'recorded')`), { result: null, done: true }) },
     },
     compensate: { run: async () => ({ result: null, done: true }) },
@@ -94,6 +100,11 @@ test('a step that touches no table is finished in one statement: the read before
     jobs: ['record'],
     probes: [],
   });
+  const hostJobs = await db.pool.query<{ task: string; payload: unknown; max_attempts: number }>(
+    `select t.identifier as task, j.payload, j.max_attempts from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id where j.key = $1`,
+    [`decided:${workflowId}`],
+  );
+  assert.deepEqual(hostJobs.rows, [{ task: 'host.decided', payload: { workflowId }, max_attempts: 3 }]);
 
   // the next step writes, so it runs in a transaction, and its write commits with its result
   const before = { statements: counted.statements(), connections: counted.connections() };

@@ -1,4 +1,5 @@
 import type { Session } from '../db/handle.js';
+import type { JobSpec } from '../outbox/outbox-queries.js';
 import type { Logger } from '../logger.js';
 import type { WorkflowRow } from './workflow-queries.js';
 
@@ -14,11 +15,14 @@ import type { WorkflowRow } from './workflow-queries.js';
 
 export type StepOutcome =
   /** Done; run `next` now. */
-  | { result: unknown; next: string }
+  | { result: unknown; next: string; jobs?: readonly JobSpec[] }
   /** Done, and so is the workflow (for the compensation step: compensated). */
-  | { result: unknown; done: true }
+  | { result: unknown; done: true; jobs?: readonly JobSpec[] }
   /** A business outcome (declined, quote expired) that ends the workflow: compensate. */
   | { result: unknown; fail: string };
+
+// `jobs`: jobs to add with the step's result, in the statement that records it (a step that
+// only adds jobs then needs no transaction of its own: see run-step.ts).
 
 export interface StepInput<Providers> {
   workflow: WorkflowRow;

@@ -2,7 +2,8 @@ import { autocommitSession, inOneStatement, inTransaction, type DatabaseHandle, 
 import { LedgerboxError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { compensationStep, type StepDefinition, type StepOutcome, type WorkflowDefinition } from './definition.js';
-import { enqueueStep, stepJobJson } from './step-job.js';
+import { jobSpecsJson } from '../outbox/outbox-queries.js';
+import { enqueueStep, stepJobSpec } from './step-job.js';
 import {
   finishStep,
   insertAlert,
@@ -129,11 +130,13 @@ function finishing(
   outcome: Exclude<StepOutcome, { fail: string }>,
   attempt: { maxAttempts: number; jobId: string | null; workerId: string | null; startedAt: Date },
 ): Parameters<typeof finishStep>[1] {
+  const own = outcome.jobs ?? [];
   if ('next' in outcome) {
-    return { workflowId, step, seenVersion, result: outcome.result, attempt, workflow: { status: 'running', currentStep: outcome.next }, nextJob: stepJobJson(workflowId, outcome.next) };
+    const jobs = jobSpecsJson([stepJobSpec(workflowId, outcome.next), ...own]);
+    return { workflowId, step, seenVersion, result: outcome.result, attempt, workflow: { status: 'running', currentStep: outcome.next }, jobs };
   }
   const status = step === compensationStep ? 'compensated' : 'completed';
-  return { workflowId, step, seenVersion, result: outcome.result, attempt, workflow: { status, currentStep: step }, nextJob: null };
+  return { workflowId, step, seenVersion, result: outcome.result, attempt, workflow: { status, currentStep: step }, jobs: own.length > 0 ? jobSpecsJson(own) : null };
 }
 
 /** Raised by the probe session at a step's first query: the step needs its transaction. */

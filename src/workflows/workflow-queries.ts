@@ -204,8 +204,8 @@ const FinishStepRow = object({ outcome: enums(['finished', 'changed', 'fenced', 
 
 /**
  * A successful step's bookkeeping in one statement (ledgerbox.finish_step, migration 0007): its
- * result, its attempt, the workflow's new state and, when there is one, the next step's job (as
- * enqueueStep adds it), written only if, under the workflow's lock, this worker still holds the
+ * result, its attempt, the workflow's new state and its jobs (the next step's, as enqueueStep
+ * adds it, and the step's own), written only if, under the workflow's lock, this worker still holds the
  * job and the workflow is still the version the step read. Says what happened.
  */
 export async function finishStep(
@@ -218,7 +218,8 @@ export async function finishStep(
     result: unknown;
     attempt: { maxAttempts: number; jobId: string | null; workerId: string | null; startedAt: Date };
     workflow: { status: string; currentStep: string };
-    nextJob: string | null;
+    /** ledgerbox.add_jobs' JSON (jobSpecsJson), or null for none. */
+    jobs: string | null;
   },
 ): Promise<'finished' | 'changed' | 'fenced' | 'missing'> {
   const [row] = await db.query(sql`
@@ -226,6 +227,6 @@ export async function finishStep(
       ${finish.workflowId}::uuid, ${finish.step}, ${finish.seenVersion}::xid,
       ${finish.attempt.jobId}::bigint, ${finish.attempt.workerId}, ${finish.attempt.maxAttempts}::int,
       ${finish.attempt.startedAt.toISOString()}::timestamptz, ${JSON.stringify(finish.result)}::jsonb,
-      ${finish.workflow.status}, ${finish.workflow.currentStep}, ${finish.nextJob}::json) as outcome`);
+      ${finish.workflow.status}, ${finish.workflow.currentStep}, ${finish.jobs}::json) as outcome`);
   return readRow(FinishStepRow, row, 'finished step').outcome;
 }

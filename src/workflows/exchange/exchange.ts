@@ -9,7 +9,6 @@ import { insertAccount, selectTransferReferencing } from '../../ledger/ledger-qu
 import { reverseInSession } from '../../ledger/transfers.js';
 import { limits } from '../../limits.js';
 import { PositiveMoney, readMoney, toDinero, toLedgerMinorUnits, type MoneyInput } from '../../money/money.js';
-import { addJobs } from '../../outbox/outbox-queries.js';
 import { defineTask } from '../../outbox/tasks.js';
 import type { StepDefinition, WorkflowDefinition } from '../definition.js';
 import { stepJobJson } from '../step-job.js';
@@ -327,13 +326,10 @@ const settle: StepDefinition<ExchangeProviders> = {
 const notify: StepDefinition<ExchangeProviders> = {
   // the money has moved: a notification that cannot be queued is for an operator, not a reversal
   compensateWhenExhausted: false,
-  async run(db, { workflow }) {
-    await addJobs(
-      db,
-      [{ task: exchangeSettled.name, payload: { exchangeId: workflow.id }, queue: null, runAt: null, maxAttempts: null, jobKey: `ledgerbox:exchange_settled:${workflow.id}`, priority: null }],
-      'replace',
-    );
-    return { result: { notified: exchangeSettled.name }, done: true };
+  // the host's job is added with the step's result, in one statement (no transaction of its own)
+  async run(_db, { workflow }) {
+    const settled = { task: exchangeSettled.name, payload: { exchangeId: workflow.id }, queue: null, runAt: null, maxAttempts: null, jobKey: `ledgerbox:exchange_settled:${workflow.id}`, priority: null };
+    return { result: { notified: exchangeSettled.name }, done: true, jobs: [settled] };
   },
 };
 
