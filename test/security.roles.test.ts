@@ -120,13 +120,19 @@ test("ledgerbox_app reaches graphile-worker only through ledgerbox's functions, 
     select p.oid::regprocedure::text as name from pg_proc p
     where p.pronamespace = 'ledgerbox'::regnamespace and p.prosecdef and has_function_privilege('ledgerbox_app', p.oid, 'EXECUTE')
     order by 1`);
-  // the SECURITY DEFINER doors it has: add jobs, enqueue a step, ask who holds a job, list
-  // stuck workflows with their pending jobs (read-only); the trigger functions cannot be
-  // called outside a trigger
+  // the SECURITY DEFINER doors it has: add jobs, enqueue a step, ask who holds a job, retire the
+  // job of a step whose result is recorded (test/workflows.steps.test.ts), list stuck workflows
+  // with their pending jobs (read-only); the trigger functions cannot be called outside a trigger
   assert.deepEqual(
     rows.map((row) => row.name).filter((name) => !['ledgerbox.apply_entries_to_balances()', 'ledgerbox.track_holds()', 'ledgerbox.track_holds_without_expiry()'].includes(name)),
-    ['ledgerbox.add_jobs(json,boolean)', 'ledgerbox.enqueue_step(uuid,text)', 'ledgerbox.job_lock_holder(bigint)', 'ledgerbox.stuck_workflows(interval)'],
+    ['ledgerbox.add_jobs(json,boolean)', 'ledgerbox.enqueue_step(uuid,text)', 'ledgerbox.job_lock_holder(bigint)', 'ledgerbox.retire_step_job(bigint,text,uuid,text)', 'ledgerbox.stuck_workflows(interval)'],
   );
+  // retiring deletes nothing that is not a finished step's job held by that worker
+  await as('ledgerbox_app', async (client) => {
+    const { rows: retired } = await client.query(`select ledgerbox.retire_step_job(j, 'anyone', gen_random_uuid(), 'step') as retired from generate_series(1, 50) j`);
+    assert.equal(retired.length, 50);
+    assert.ok(retired.every((row: { retired: boolean }) => row.retired === false));
+  });
   await assert.rejects(as('ledgerbox_app', (client) => client.query(`select ledgerbox.track_holds()`)), { code: '0A000', message: /trigger functions can only be called as triggers/ });
 });
 

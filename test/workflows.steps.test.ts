@@ -243,3 +243,45 @@ test('a job another worker holds now is not finished by the worker that lost it,
     assert.deepEqual(await written(workflowId), { results: [], attempts: [], workflow: `running@${step}`, jobs: [step], probes: [] }, step);
   }
 });
+
+test("a finished step's job is deleted with its result, so it cannot be delivered again; an unfinished one's job is left alone", async () => {
+  const retiring: WorkflowDefinition<Record<string, never>> = {
+    kind: 'retiring',
+    firstStep: 'pure',
+    steps: {
+      pure: { run: async () => ({ result: null, next: 'writes' }) },
+      writes: { run: async (session, { workflow }) => (await session.query(sql`insert into step_probe values (${workflow.id}::uuid, 'retired')`), { result: null, done: true }) },
+    },
+    compensate: { run: async () => ({ result: null, done: true }) },
+    maxAttempts: 3,
+  };
+  const workflowId = await newWorkflow(retiring.kind, 'pure');
+  const hold = async (step: string) => {
+    const { rows } = await db.pool.query<{ id: string }>(
+      `update graphile_worker._private_jobs set locked_by = 'worker-a', locked_at = now() where key = $1 returning id::text`,
+      [stepJobKey(workflowId, step)],
+    );
+    return rows[0]!.id;
+  };
+  await enqueueStep(autocommitSession(db.pool), workflowId, 'pure');
+  // a step without a result yet: its job is not retired, whoever asks
+  const pureJob = await hold('pure');
+  const early = await db.pool.query<{ retired: boolean }>(`select ledgerbox.retire_step_job($1, 'worker-a', $2, 'pure') as retired`, [pureJob, workflowId]);
+  assert.equal(early.rows[0]!.retired, false);
+
+  // finished without a transaction: its job goes with it; the next step's job is there
+  await runStep(environment(db.pool, retiring), { workflowId, step: 'pure' }, { id: pureJob, workerId: 'worker-a' });
+  assert.deepEqual((await written(workflowId)).jobs, ['writes']);
+  // finished in a transaction: the same
+  await runStep(environment(db.pool, retiring), { workflowId, step: 'writes' }, { id: await hold('writes'), workerId: 'worker-a' });
+  assert.deepEqual(await written(workflowId), {
+    results: [
+      { step: 'pure', result: null },
+      { step: 'writes', result: null },
+    ],
+    attempts: ['pure:succeeded', 'writes:succeeded'],
+    workflow: 'completed@writes',
+    jobs: [],
+    probes: ['retired'],
+  });
+});
