@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { pino } from 'pino';
 import { run, type Runner, type TaskList } from 'graphile-worker';
+import { prepareStatementsOn } from '../src/db/handle.ts';
 import { workerLoggerFor } from '../src/logger.ts';
 import type { WorkflowDefinition } from '../src/workflows/definition.ts';
 import { runStep } from '../src/workflows/run-step.ts';
@@ -58,30 +59,34 @@ const bare: Side = {
 };
 
 const steps: Side = {
-  taskList: (onStart, pool) => ({
-    [stepTask.name]: contractChecked(
-      {
-        task: stepTask,
-        handler: async (payload, { logger, jobId, helpers }) => {
-          onStart(payload.workflowId);
-          await runStep(
-            {
-              db: pool,
-              workflows: new Map([[noopWorkflow.kind, noopWorkflow]]),
-              providers: {},
-              retry: { base_ms: 1_000, max_ms: 300_000 },
-              providerTimeout_ms: 10_000,
-              compensationDelay_ms: 0,
-              logger,
-            },
-            payload,
-            { id: jobId, workerId: helpers.job.locked_by },
-          );
+  taskList: (onStart, pool) => {
+    // as startWorker does: ledgerbox's statements prepared on the runner's pool, like graphile-worker's
+    prepareStatementsOn(pool);
+    return {
+      [stepTask.name]: contractChecked(
+        {
+          task: stepTask,
+          handler: async (payload, { logger, jobId, helpers }) => {
+            onStart(payload.workflowId);
+            await runStep(
+              {
+                db: pool,
+                workflows: new Map([[noopWorkflow.kind, noopWorkflow]]),
+                providers: {},
+                retry: { base_ms: 1_000, max_ms: 300_000 },
+                providerTimeout_ms: 10_000,
+                compensationDelay_ms: 0,
+                logger,
+              },
+              payload,
+              { id: jobId, workerId: helpers.job.locked_by },
+            );
+          },
         },
-      },
-      silent,
-    ),
-  }),
+        silent,
+      ),
+    };
+  },
   enqueueBulk: async (pool, count) => {
     // the workflows exist before the clock starts; the timed part is their step jobs, added
     // the way enqueueStep adds one (keyed per step), in one statement

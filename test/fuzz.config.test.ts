@@ -155,6 +155,11 @@ test('startWorker, migrate and deliverAlerts refuse malformed options with their
       code: 'invalid_input' as const,
       attempt: () => startWorker({ connectionString: db.connectionString, logger, noHandleSignals: true, compensationDelay_ms: value as number }),
     })),
+    fc.oneof(fc.integer(), anyText, fc.constant(null), fc.object()).map((value) => ({
+      what: `startWorker with noPreparedStatements ${fc.stringify(value)}`,
+      code: 'invalid_input' as const,
+      attempt: () => startWorker({ connectionString: db.connectionString, logger, noHandleSignals: true, noPreparedStatements: value as never }),
+    })),
     fc.tuple(fc.constantFrom('base_ms', 'max_ms'), badNumber).map(([field, value]) => ({
       what: `startWorker with retry.${field} ${fc.stringify(value)}`,
       code: 'invalid_input' as const,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sql } from '@databases/pg';
 import pg from 'pg';
-import { inTransaction } from '../src/db/handle.ts';
+import { autocommitSession, inTransaction, prepareStatementsOn } from '../src/db/handle.ts';
 import { createAccount, getBalance, postTransfer } from '../src/index.ts';
 import { useTestDatabase } from './support/database.ts';
 import { minor, usd } from './support/money.ts';
@@ -83,4 +83,35 @@ test("a pool connection terminated between ledgerbox's statements fails the call
   } finally {
     await pool.end();
   }
+});
+
+test("a worker's pool prepares ledgerbox's statements once per connection, at most 200 of them; other pools prepare none", async () => {
+  const preparedOn = async (pool: pg.Pool) =>
+    (await pool.query<{ name: string; statement: string }>(`select name, statement from pg_prepared_statements where name like 'ledgerbox\\_%' order by statement`)).rows;
+  // one connection each, so what the statements prepared is what that same connection shows
+  const plain = new pg.Pool({ connectionString: db.connectionString, max: 1 });
+  const preparing = new pg.Pool({ connectionString: db.connectionString, max: 1 });
+  db.onClose(() => Promise.all([plain.end(), preparing.end()]));
+  prepareStatementsOn(preparing);
+
+  for (const pool of [plain, preparing]) {
+    for (let round = 0; round < 3; round += 1) {
+      assert.deepEqual(await autocommitSession(pool).query(sql`select ${round}::int as round`), [{ round }]);
+      assert.deepEqual(await inTransaction(pool, (session) => session.query(sql`select ${round}::int + 1 as next`)), [{ next: round + 1 }]);
+    }
+  }
+  assert.deepEqual(await preparedOn(plain), []);
+  assert.deepEqual(
+    (await preparedOn(preparing)).map((row) => row.statement),
+    ['select $1::int + 1 as next', 'select $1::int as round'],
+    'each text prepared once, under a name of its own, whatever its values',
+  );
+
+  // texts built from lists (a batch of N rows) stop being prepared past the cap: the server
+  // must not keep one statement per N
+  for (let columns = 1; columns <= 250; columns += 1) {
+    const list = sql.join(Array.from({ length: columns }, (_, index) => sql`${index}::int`), sql`, `);
+    await autocommitSession(preparing).query(sql`select ${list}`);
+  }
+  assert.equal((await preparedOn(preparing)).length, 200);
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import {
   isConnection,
@@ -46,11 +47,40 @@ function isPgClient(handle: DatabaseHandle): handle is PgClient {
   return isObject(handle) && typeof (handle as PgClient).query === 'function' && 'connection' in handle;
 }
 
-function pgSession(client: PgClient): Session {
+/**
+ * Pools whose connections run ledgerbox's statements as named (prepared) statements: parsed and
+ * planned once per connection instead of on every call, which was about a tenth of the server's
+ * time in the demo. startWorker registers its pool unless told `noPreparedStatements`, as
+ * graphile-worker prepares its own statements on that same pool; named statements need a
+ * connection that stays the same for the session (not a transaction-mode PgBouncer).
+ */
+const preparingPools = new WeakMap<PgPool, Set<string>>();
+
+/** At most this many distinct statements are prepared per pool (so per connection): a text
+ * built from a list (a batch of N rows) must not fill the server's memory with one per N. */
+const prepared_statements_max = 200;
+
+/** @internal */
+export function prepareStatementsOn(pool: PgPool): void {
+  if (!preparingPools.has(pool)) preparingPools.set(pool, new Set());
+}
+
+/** The statement as node-postgres takes it: named (by a hash of its text) on a preparing pool. */
+function statementFor(query: SQLQuery, names: Set<string> | undefined): pg.QueryConfig {
+  const { text, values } = query.format(pgFormat);
+  if (names === undefined) return { text, values };
+  const name = `ledgerbox_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+  if (!names.has(name)) {
+    if (names.size >= prepared_statements_max) return { text, values };
+    names.add(name);
+  }
+  return { name, text, values };
+}
+
+function pgSession(client: PgClient, names?: Set<string>): Session {
   return {
     async query(query) {
-      const { text, values } = query.format(pgFormat);
-      const result = await client.query(text, values).catch(rethrowAborted);
+      const result = await client.query(statementFor(query, names)).catch(rethrowAborted);
       return result.rows as Row[];
     },
   };
@@ -77,10 +107,7 @@ function rethrowAborted(error: unknown): never {
 /** Runs one statement on the handle as it is: no transaction of our own. @internal */
 export async function queryOnce(handle: DatabaseHandle, query: SQLQuery): Promise<Row[]> {
   if (isDatabasesQueryable(handle)) return databasesSession(handle).query(query);
-  if (isPgPool(handle)) {
-    const { text, values } = query.format(pgFormat);
-    return (await handle.query(text, values).catch(rethrowAborted)).rows as Row[];
-  }
+  if (isPgPool(handle)) return (await handle.query(statementFor(query, preparingPools.get(handle))).catch(rethrowAborted)).rows as Row[];
   if (isPgClient(handle)) return oneAtATime(handle, () => pgSession(handle).query(query));
   throw unsupportedHandle(handle);
 }
@@ -111,7 +138,7 @@ export async function inTransaction<T>(handle: DatabaseHandle, work: (db: Sessio
       client.on('error', onError);
       let broken: Error | undefined;
       try {
-        return await ownTransaction(client, work);
+        return await ownTransaction(client, work, preparingPools.get(handle));
       } catch (error) {
         if (isConnectionLost(error)) broken = error as Error;
         throw error;
@@ -172,10 +199,10 @@ function oneAtATime<T>(client: PgClient, call: () => Promise<T>): Promise<T> {
 
 let savepointSequence = 0;
 
-async function ownTransaction<T>(client: PgClient, work: (db: Session) => Promise<T>): Promise<T> {
+async function ownTransaction<T>(client: PgClient, work: (db: Session) => Promise<T>, names?: Set<string>): Promise<T> {
   await client.query('begin');
   try {
-    const result = await work(pgSession(client));
+    const result = await work(pgSession(client, names));
     await client.query('commit');
     return result;
   } catch (error) {

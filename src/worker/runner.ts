@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { parseCrontab, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
-import { array, integer, object, optional, size, string, type } from 'superstruct';
+import { array, boolean, integer, object, optional, size, string, type } from 'superstruct';
 import { DeliveryOptions } from '../alerts/alert-contracts.js';
 import { deliverAlerts } from '../alerts/deliver.js';
 import { deliverAlertsTask, wakeAlertDelivery } from '../alerts/deliver-task.js';
@@ -10,7 +10,7 @@ import { reportDeliveryFromEnv } from '../reconcile/report/index.js';
 import { nightlyCrontab, reconcileHandler, reconcileTask, sendReportHandler, sendReportTask, type ReportDelivery } from '../reconcile/tasks.js';
 import type { ReconcileOptions } from '../reconcile/run.js';
 import { validate } from '../contracts.js';
-import { inTransaction } from '../db/handle.js';
+import { inTransaction, prepareStatementsOn } from '../db/handle.js';
 import { InvalidInputError, LedgerboxError } from '../errors.js';
 import { limits } from '../limits.js';
 import { expireHolds } from '../ledger/holds.js';
@@ -72,6 +72,13 @@ export interface WorkerOptions {
   reconciliation?: false | (ReconcileOptions & { at?: string; report?: ReportDelivery });
   /** Don't install SIGTERM/SIGINT handlers (the host has its own and calls stop()). */
   noHandleSignals?: boolean;
+  /**
+   * Run every statement unnamed, graphile-worker's and ledgerbox's alike: needed behind a
+   * pooler that hands each transaction a different connection (PgBouncer in transaction mode).
+   * Default false: the worker's statements are prepared once per connection (graphile-worker's
+   * own default), which spares the server parsing and planning them for every step.
+   */
+  noPreparedStatements?: boolean;
   logger?: Logger;
 }
 
@@ -99,6 +106,7 @@ const WorkerSettings = type({
   retry: optional(type({ base_ms: duration(1), max_ms: duration(1) })),
   crontab: optional(string()),
   tasks: optional(array()),
+  noPreparedStatements: optional(boolean()),
 });
 
 /** Voids holds past their expiry, every minute. */
@@ -168,6 +176,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     pool.on('error', (error) => logger.error({ err: error }, 'idle database connection failed'));
     pool.on('connect', (client) => client.on('error', (error) => logger.error({ err: error }, 'database connection failed')));
   }
+  if (options.noPreparedStatements !== true) prepareStatementsOn(pool);
   const workflows = new Map<string, WorkflowDefinition<ExchangeProviders>>([[exchangeWorkflow.kind, exchangeWorkflow]]);
   const retry: RetryPolicy = { base_ms: options.retry?.base_ms ?? 1_000, max_ms: options.retry?.max_ms ?? 300_000 };
 
@@ -250,6 +259,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     logger: workerLoggerFor(logger),
     events,
     noHandleSignals: options.noHandleSignals ?? false,
+    noPreparedStatements: options.noPreparedStatements ?? false,
   });
 
   const process_name = `${hostname()}:${process.pid}`;
