@@ -127,6 +127,8 @@ async function main(): Promise<number> {
     connectionString: url,
     providers,
     concurrency: 16,
+    // the day queues thousands of steps at once: fetch them 17 at a time, not one per runner
+    localQueueSize: 17,
     pollInterval_ms: 50,
     retry: { base_ms: 20, max_ms: 200 },
     providerTimeout_ms: 300,
@@ -140,7 +142,7 @@ async function main(): Promise<number> {
       nightlyStatementTask(activePool, () => statementsDone++),
     ],
   });
-  out(`worker started in this process (concurrency 16); declined: ${plan.declined.join(', ')}; compliance errors on: ${plan.erroring.join(', ')}`);
+  out(`worker started in this process (concurrency 16, local queue 17); declined: ${plan.declined.join(', ')}; compliance errors on: ${plan.erroring.join(', ')}`);
 
   const tally: DayTally = { exchangesPlaced: 0, transfersPosted: 0, transferred: new Map(), refused: 0 };
   let counts: Counts = { completed: 0, compensated: 0, failed: 0, running: 0, retrying: 0 };

@@ -34,6 +34,8 @@ const worker = await startWorker({
   connectionString: db.connectionString,
   providers: { fx, compliance },
   concurrency: 8,
+  // jobs fetched 9 at a time into this process's queue, locked by its pool's id (as the demo runs)
+  localQueueSize: 9,
   pollInterval_ms: 50,
   retry: { base_ms: 5, max_ms: 50 },
   noHandleSignals: true,
@@ -133,4 +135,11 @@ test('1,000 concurrent exchanges across a few accounts with random faults: each 
   const settlements = await db.pool.query(`select count(*)::int as n from ledgerbox.exchanges where settlement_id is not null`);
   const completed = statuses.find((row) => row.status === 'completed')?.n ?? 0;
   assert.equal(settlements.rows[0].n, completed);
+
+  // with the local queue, jobs are locked by the pool's id: no step job is left behind, and
+  // every step was finished under the id that held its job
+  const leftover = await db.pool.query(`select count(*)::int as n from graphile_worker.jobs where task_identifier = 'ledgerbox:step'`);
+  assert.equal(leftover.rows[0].n, 0);
+  const byWorker = await db.pool.query(`select count(*)::int as n from ledgerbox.step_attempts where outcome = 'succeeded' and worker_id is null`);
+  assert.equal(byWorker.rows[0].n, 0);
 });

@@ -155,6 +155,11 @@ test('startWorker, migrate and deliverAlerts refuse malformed options with their
       code: 'invalid_input' as const,
       attempt: () => startWorker({ connectionString: db.connectionString, logger, noHandleSignals: true, compensationDelay_ms: value as number }),
     })),
+    fc.oneof(fc.integer({ max: 1 }), fc.integer({ min: 10_001 }), fc.double({ noInteger: true }), anyText, fc.constant(null)).map((value) => ({
+      what: `startWorker with localQueueSize ${fc.stringify(value)}`,
+      code: 'invalid_input' as const,
+      attempt: () => startWorker({ connectionString: db.connectionString, logger, noHandleSignals: true, localQueueSize: value as never }),
+    })),
     fc.oneof(fc.integer(), anyText, fc.constant(null), fc.object()).map((value) => ({
       what: `startWorker with noPreparedStatements ${fc.stringify(value)}`,
       code: 'invalid_input' as const,

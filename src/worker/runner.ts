@@ -33,6 +33,15 @@ export interface WorkerOptions {
   pgPool?: pg.Pool;
   /** Jobs run at once by this process. Default 4. */
   concurrency?: number;
+  /**
+   * Jobs this process fetches, and locks, in one round trip into a local queue its runners take
+   * from (graphile-worker's localQueue): far fewer statements to find work while many jobs are
+   * waiting, as in a busy hour or a nightly fan-out. The cost: queued jobs are locked to this
+   * process (for up to 5 minutes; if it dies, until ledgerbox's stale-worker check frees them)
+   * while another worker process may sit idle, so keep it near `concurrency`. Default: off,
+   * each runner fetches its own job. At least 2.
+   */
+  localQueueSize?: number;
   /** How often to look for jobs scheduled in the future (retries), in ms. Default 1000. */
   pollInterval_ms?: number;
   /** The host's own tasks, run beside ledgerbox's. */
@@ -107,6 +116,7 @@ const WorkerSettings = type({
   crontab: optional(string()),
   tasks: optional(array()),
   noPreparedStatements: optional(boolean()),
+  localQueueSize: optional(size(integer(), 2, 10_000)),
 });
 
 /** Voids holds past their expiry, every minute. */
@@ -260,6 +270,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     events,
     noHandleSignals: options.noHandleSignals ?? false,
     noPreparedStatements: options.noPreparedStatements ?? false,
+    ...(options.localQueueSize === undefined ? {} : { preset: { worker: { localQueue: { size: options.localQueueSize } } } }),
   });
 
   const process_name = `${hostname()}:${process.pid}`;
