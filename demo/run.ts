@@ -40,8 +40,8 @@ const rate = (value: string) => {
 // Default size: 15–25 s on a shared 2-core machine (docs/performance.md); larger days are an option away.
 const program = new Command('npm run demo --')
   .description('A day at a small fintech on ledgerbox: exchanges with faulty providers, transfers, a nightly fan-out, then reconciliation.')
-  .option('--customers <n>', 'customers, each with USD, EUR and GBP accounts', integer(2), 200)
-  .option('--exchanges <n>', 'currency exchanges over the day (plus a quarter as many plain transfers)', integer(1), 500)
+  .option('--customers <n>', 'customers, each with USD, EUR and GBP accounts', integer(2), 300)
+  .option('--exchanges <n>', 'currency exchanges over the day (plus a quarter as many plain transfers)', integer(1), 2000)
   .option('--fault-rate <f>', 'share of provider calls that fail, time out or are slow', rate, 0.15)
   .option('--seed <n>', 'seed of the day and of the fault dice (replay a run)', integer(0), 1)
   .option('--with-drift', 'plant a balance drift before reconciling: a red report, a critical alert, exit 2')
