@@ -63,6 +63,29 @@ await db.pool.query(`
   create trigger inject_fault after insert on ledgerbox.entries
     for each row execute function public.inject_fault();`);
 
+// The same for jobs: a job whose payload's transferKey is `jobfault:<kind>:<sequence>:<failures>`
+// is refused by PostgreSQL, inside graphile-worker's add_jobs, for its first <failures> tries.
+await db.pool.query(`
+  create function public.inject_job_fault() returns trigger language plpgsql as $$
+  declare
+    job_key text := new.payload->>'transferKey';
+  begin
+    if job_key is null or job_key not like 'jobfault:%' then
+      return new;
+    end if;
+    -- schema-qualified: add_jobs runs with a search path of pg_catalog only
+    if nextval(('public.' || split_part(job_key, ':', 3))::regclass) <= split_part(job_key, ':', 4)::int then
+      if split_part(job_key, ':', 2) = 'serialization' then
+        raise exception 'injected serialization failure adding a job' using errcode = 'serialization_failure';
+      end if;
+      raise exception 'injected failure adding a job';
+    end if;
+    return new;
+  end
+  $$;
+  create trigger inject_job_fault before insert on graphile_worker._private_jobs
+    for each row execute function public.inject_job_fault();`);
+
 let faultSequences = 0;
 /** A transfer key that makes the transfer fail `failures` times; `attempts()` counts the tries. */
 async function faultyTransferKey(kind: 'serialization' | 'failure', failures: number) {
@@ -294,6 +317,58 @@ for (const kind of hostKinds) {
   });
 }
 
+for (const kind of hostKinds) {
+  test(`${kind.name}: a job PostgreSQL refuses is undone within its one statement, and the host's transaction carries on`, async () => {
+    const fails = await faultyTransferKey('failure', 1);
+    const conflicts = await faultyTransferKey('serialization', 1);
+    const failing = fails.key.replace(/^fault:/, 'jobfault:');
+    const conflicting = conflicts.key.replace(/^fault:/, 'jobfault:');
+    const orderId = `${kind.slug}-job-fault:order-1`;
+
+    await kind.run(async (host) => {
+      await host.query(sql`insert into public.host_orders (id) values (${orderId})`);
+      await assert.rejects(enqueue(host.handle, settleTransfer, { transferKey: failing }), /injected failure adding a job/);
+      await assert.rejects(enqueue(host.handle, settleTransfer, { transferKey: conflicting }), (error: any) => {
+        assert.equal(error.code, 'transaction_conflict');
+        assert.equal(error.details.sqlstate, '40001');
+        return true;
+      });
+      // still usable, and the refused jobs left nothing behind: the calls can be made again
+      await enqueue(host.handle, settleTransfer, { transferKey: failing });
+      await enqueue(host.handle, settleTransfer, { transferKey: conflicting });
+    }, 'commit');
+
+    assert.equal(await hostOrderExists(orderId), true);
+    assert.deepEqual(await jobsWithPayload('transferKey', failing), [{ task: 'ledger.settle_transfer', payload: { transferKey: failing } }]);
+    assert.deepEqual(await jobsWithPayload('transferKey', conflicting), [{ task: 'ledger.settle_transfer', payload: { transferKey: conflicting } }]);
+    assert.equal(await fails.attempts(), 2);
+    assert.equal(await conflicts.attempts(), 2);
+  });
+}
+
+test("enqueue inside a node-postgres client's transaction is one statement: no savepoint of its own", async () => {
+  const client = await db.pool.connect();
+  const sent: string[] = [];
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  try {
+    await client.query('begin');
+    (client as { query: unknown }).query = (...args: unknown[]) => {
+      const first = args[0];
+      sent.push(typeof first === 'string' ? first : String((first as { text?: string }).text));
+      return query(...args);
+    };
+    const { jobId } = await enqueue(client, settleTransfer, { transferKey: 'one-statement' });
+    (client as { query: unknown }).query = query;
+    await client.query('commit');
+    assert.match(jobId, /^\d+$/);
+  } finally {
+    client.release();
+  }
+  assert.equal(sent.length, 1, sent.join('\n'));
+  assert.match(sent[0]!, /ledgerbox\.try_add_jobs/);
+  assert.deepEqual(await jobsWithPayload('transferKey', 'one-statement'), [{ task: 'ledger.settle_transfer', payload: { transferKey: 'one-statement' } }]);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Handles without a transaction of the host's: ledgerbox owns one per call.
 
@@ -382,6 +457,17 @@ for (const kind of ownedKinds) {
     assert.deepEqual(await balances(payer, payee), { [payer]: 75_00n, [payee]: 25_00n });
     assert.equal(await openTransactions(), 0);
     await assertLedgerInvariants(db.pool);
+  });
+
+  test(`${kind.name}: a job's serialization failures are retried like a posting's`, async () => {
+    const twice = await faultyTransferKey('serialization', 2);
+    const transferKey = twice.key.replace(/^fault:/, 'jobfault:');
+    await kind.use(async (handle) => {
+      await enqueue(handle, settleTransfer, { transferKey });
+    });
+    assert.equal(await twice.attempts(), 3, 'two failures, then the third attempt commits');
+    assert.deepEqual(await jobsWithPayload('transferKey', transferKey), [{ task: 'ledger.settle_transfer', payload: { transferKey } }]);
+    assert.equal(await openTransactions(), 0);
   });
 
   test(`${kind.name}: serialization failures are retried, at most transaction_attempts_max times, then transaction_conflict`, async () => {

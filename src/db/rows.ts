@@ -1,4 +1,5 @@
-import { StructError, coerce, create, pattern, string, bigint, date, type Struct } from 'superstruct';
+import pg from 'pg';
+import { StructError, coerce, create, nullable, object, pattern, string, bigint, date, type Infer, type Struct } from 'superstruct';
 import { LedgerboxError } from '../errors.js';
 
 /**
@@ -21,4 +22,30 @@ export function readRow<T, S>(struct: Struct<T, S>, row: unknown, what: string):
     if (!(error instanceof StructError)) throw error;
     throw new LedgerboxError('unexpected_row', `Unexpected ${what} row from the database at \`${error.path.join('.')}\`: ${error.message}. Has \`ledgerbox migrate\` run?`, { cause: error });
   }
+}
+
+/**
+ * An error a one-statement function caught in its exception block (and undid), as it reports
+ * it: the fields of PostgreSQL's error (ledgerbox.try_post_transfer, ledgerbox.try_add_jobs).
+ */
+export const CaughtDatabaseError = object({
+  code: string(),
+  message: string(),
+  detail: nullable(string()),
+  hint: nullable(string()),
+  constraint: nullable(string()),
+  table: nullable(string()),
+  schema: nullable(string()),
+  column: nullable(string()),
+});
+
+/** The error node-postgres would have raised for the statement, rebuilt from its fields. */
+export function rebuiltDatabaseError(fields: Infer<typeof CaughtDatabaseError>): pg.DatabaseError {
+  const error = new pg.DatabaseError(fields.message, fields.message.length, 'error');
+  error.severity = 'ERROR';
+  error.code = fields.code;
+  for (const name of ['detail', 'hint', 'constraint', 'table', 'schema', 'column'] as const) {
+    if (fields[name] !== null) error[name] = fields[name];
+  }
+  return error;
 }

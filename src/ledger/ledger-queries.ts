@@ -1,8 +1,7 @@
 import { sql } from '@databases/pg';
-import pg from 'pg';
 import { array, boolean, number, object, string, nullable, record, union, unknown, type Infer } from 'superstruct';
 import type { Session } from '../db/handle.js';
-import { Int8Text, TimestampText, readRow } from '../db/rows.js';
+import { CaughtDatabaseError, Int8Text, TimestampText, readRow, rebuiltDatabaseError } from '../db/rows.js';
 
 /** One statement per function, `db` first. Bigints travel as text in both directions. */
 
@@ -289,18 +288,9 @@ const FastPostingResult = object({
 });
 export type FastPostingResult = Infer<typeof FastPostingResult>;
 
-const FastPostingError = object({
-  code: string(),
-  message: string(),
-  detail: nullable(string()),
-  hint: nullable(string()),
-  constraint: nullable(string()),
-  table: nullable(string()),
-  schema: nullable(string()),
-  column: nullable(string()),
-});
 
-const FastPostingAnswer = union([object({ posted: FastPostingResult }), object({ error: FastPostingError })]);
+
+const FastPostingAnswer = union([object({ posted: FastPostingResult }), object({ error: CaughtDatabaseError })]);
 
 /**
  * The common postings in one round trip (ledgerbox.try_post_transfer, migrations/0001_ledger.sql).
@@ -338,17 +328,7 @@ export async function tryPostTransfer(
   const answer = readRow(object({ answer: nullable(string()) }), row, 'posting').answer;
   if (answer === null) return undefined;
   const parsed = readRow(FastPostingAnswer, JSON.parse(answer), 'posting');
-  if ('error' in parsed) throw databaseError(parsed.error);
+  if ('error' in parsed) throw rebuiltDatabaseError(parsed.error);
   return parsed.posted;
 }
 
-/** The error node-postgres would have raised for the statement, rebuilt from its fields. */
-function databaseError(fields: Infer<typeof FastPostingError>): pg.DatabaseError {
-  const error = new pg.DatabaseError(fields.message, fields.message.length, 'error');
-  error.severity = 'ERROR';
-  error.code = fields.code;
-  for (const name of ['detail', 'hint', 'constraint', 'table', 'schema', 'column'] as const) {
-    if (fields[name] !== null) error[name] = fields[name];
-  }
-  return error;
-}

@@ -1,9 +1,9 @@
 import { array, assign, enums, object, optional, size, string } from 'superstruct';
 import { StorableText, Timestamp, validate } from '../contracts.js';
-import { inTransaction, type DatabaseHandle } from '../db/handle.js';
+import { inOneStatement, type DatabaseHandle } from '../db/handle.js';
 import { InvalidInputError, LedgerboxError, describeValue } from '../errors.js';
 import { limits } from '../limits.js';
-import { addJobs, type JobSpec } from './outbox-queries.js';
+import { tryAddJobs, type JobSpec } from './outbox-queries.js';
 import { JobDefaults, checkPayload, isTaskDefinition, type TaskDefinition } from './tasks.js';
 
 export interface EnqueueOptions {
@@ -90,7 +90,8 @@ async function addChecked(
   if (jobKeyModes.size > 1) {
     throw new InvalidInputError(`Invalid \`jobs.options.jobKeyMode\`: one batch takes one mode, got ${[...jobKeyModes].join(' and ')}`, ['jobs', 'options', 'jobKeyMode'], [...jobKeyModes]);
   }
-  const ids = await inTransaction(db, (db) => addJobs(db, specs, [...jobKeyModes][0] as 'replace' | 'preserve_run_at'));
+  // one statement, no savepoint: a failure is undone inside it and the caller's transaction stays usable
+  const ids = await inOneStatement(db, (db) => tryAddJobs(db, specs, [...jobKeyModes][0] as 'replace' | 'preserve_run_at'));
   return ids.map((jobId) => ({ jobId }));
 }
 

@@ -1,7 +1,7 @@
 import { sql } from '@databases/pg';
-import { object, string } from 'superstruct';
+import { array, object, string, union } from 'superstruct';
 import type { Session } from '../db/handle.js';
-import { readRow } from '../db/rows.js';
+import { CaughtDatabaseError, readRow, rebuiltDatabaseError } from '../db/rows.js';
 
 export interface JobSpec {
   task: string;
@@ -40,4 +40,19 @@ export async function addJobs(db: Session, jobs: readonly JobSpec[], jobKeyMode:
   const rows = await db.query(sql`
     select id::text as id from ledgerbox.add_jobs(${specs}::json, ${jobKeyMode === 'preserve_run_at'}) as id`);
   return rows.map((row) => readRow(JobIdRow, row, 'job').id);
+}
+
+const TryAddJobsAnswer = union([object({ ids: array(string()) }), object({ error: CaughtDatabaseError })]);
+
+/**
+ * addJobs in one statement that never leaves the caller's transaction failed
+ * (ledgerbox.try_add_jobs, migration 0008): for inOneStatement. An error the function caught
+ * (and undid) is thrown as the node-postgres error the statement would have raised.
+ */
+export async function tryAddJobs(db: Session, jobs: readonly JobSpec[], jobKeyMode: 'replace' | 'preserve_run_at'): Promise<string[]> {
+  const [row] = await db.query(sql`
+    select ledgerbox.try_add_jobs(${jobSpecsJson(jobs)}::json, ${jobKeyMode === 'preserve_run_at'}) as answer`);
+  const answer = readRow(TryAddJobsAnswer, JSON.parse(readRow(object({ answer: string() }), row, 'added jobs').answer), 'added jobs');
+  if ('error' in answer) throw rebuiltDatabaseError(answer.error);
+  return answer.ids;
 }
