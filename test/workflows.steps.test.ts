@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { sql } from '@databases/pg';
 import { autocommitSession, type Session } from '../src/db/handle.ts';
 import type { WorkflowDefinition } from '../src/workflows/definition.ts';
-import { runStep, type StepEnvironment, type StepJob } from '../src/workflows/run-step.ts';
+import { JobTakenOver, runStep, type StepEnvironment, type StepJob } from '../src/workflows/run-step.ts';
 import { enqueueStep, stepJobKey } from '../src/workflows/step-job.ts';
 import { insertWorkflow } from '../src/workflows/workflow-queries.ts';
 import { useTestDatabase } from './support/database.ts';
@@ -220,7 +220,7 @@ test('a step that catches the refused query and returns anyway still runs in a t
   });
 });
 
-test('a job another worker holds now is not finished by the worker that lost it, with or without a transaction', async () => {
+test('a job another worker holds now is not finished by the worker that lost it, with or without a transaction, and its new holder finishes it', async () => {
   const fenced: WorkflowDefinition<Record<string, never>> = {
     kind: 'fenced',
     firstStep: 'pure',
@@ -239,8 +239,20 @@ test('a job another worker holds now is not finished by the worker that lost it,
       `update graphile_worker._private_jobs set locked_by = 'worker-b', locked_at = now() where key = $1 returning id::text`,
       [stepJobKey(workflowId, step)],
     );
-    await runStep(environment(db.pool, fenced), { workflowId, step }, { id: rows[0]!.id, workerId: 'worker-a' });
+    const jobId = rows[0]!.id;
+    // worker-a stands down by rejecting, so graphile-worker fails the job rather than completing
+    // it: its failure is guarded by the holder, where completing would delete worker-b's job
+    await assert.rejects(runStep(environment(db.pool, fenced), { workflowId, step }, { id: jobId, workerId: 'worker-a' }), JobTakenOver);
     assert.deepEqual(await written(workflowId), { results: [], attempts: [], workflow: `running@${step}`, jobs: [step], probes: [] }, step);
+    // what graphile-worker does with a rejected job, as worker-a: nothing, the job is worker-b's
+    const failed = await db.pool.query(`update graphile_worker._private_jobs set locked_by = null, last_error = 'stood down' where id = $1 and locked_by = 'worker-a'`, [jobId]);
+    assert.equal(failed.rowCount, 0);
+    // worker-b still holds its job and finishes the step
+    await runStep(environment(db.pool, fenced), { workflowId, step }, { id: jobId, workerId: 'worker-b' });
+    const after = await written(workflowId);
+    assert.deepEqual(after.results.map((row) => row.step), [step], step);
+    assert.deepEqual(after.attempts, [`${step}:succeeded`], step);
+    assert.ok(!after.jobs.includes(step), `${step}: its job went with its result`);
   }
 });
 

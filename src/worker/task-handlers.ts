@@ -1,6 +1,7 @@
 import type { JobHelpers, Task } from 'graphile-worker';
 import type { Logger } from '../logger.js';
 import { checkPayload, type TaskDefinition } from '../outbox/tasks.js';
+import { JobTakenOver } from '../workflows/run-step.js';
 
 /** A host task: its definition (name and payload contract) and what to do with a job of it. */
 export interface HostTask<Payload> {
@@ -27,6 +28,12 @@ export function contractChecked<Payload>(definition: HostTask<Payload>, logger: 
       const payload = checkPayload(definition.task, rawPayload);
       await definition.handler(payload, { logger: jobLogger, jobId: job.id, attempt: job.attempts, helpers });
     } catch (error) {
+      // not a failure: the job is another worker's now; failing it (guarded by the holder)
+      // leaves that worker's job alone, where completing it would delete it
+      if (error instanceof JobTakenOver) {
+        jobLogger.warn('another worker holds this job now; stood down without completing it');
+        throw error;
+      }
       // graphile-worker keeps the job after its last attempt, quietly: make it loud
       if (job.attempts >= job.max_attempts) {
         jobLogger.error({ err: error }, 'job failed for good');

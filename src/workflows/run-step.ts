@@ -41,8 +41,17 @@ export interface StepJob {
   workerId: string | null;
 }
 
-/** Another worker holds this job now (ours was taken for dead): stand down, write nothing. */
-class Fenced extends Error {}
+/**
+ * Another worker holds this job now (ours was taken for dead): stand down, write nothing, and
+ * do not let graphile-worker complete the job. Completing deletes the job row whoever holds it,
+ * which would take the job from under its new holder and leave the workflow with no job at all;
+ * failing it is guarded by the holder (`locked_by`), so it leaves the new holder's job alone.
+ * runStep rejects with this; the task wrapper logs it as a stand-down, not a failure.
+ * @internal
+ */
+export class JobTakenOver extends Error {
+  override readonly name = 'JobTakenOver';
+}
 
 /**
  * Runs one step of one workflow, exactly once in effect however often its job is delivered:
@@ -105,6 +114,8 @@ export async function runStep<Providers>(
         // result, attempt, workflow state and the next step's job in one statement; the lock
         // is ours and the holder checked, so anything but finished is a bug, not a race
         const finished = await finishStep(db, finishing(workflow.id, payload.step, null, outcome, attempt));
+        // the workflow is ours, but the job may have been handed on while the step ran
+        if (finished === 'fenced') throw new JobTakenOver(`job ${job.id} is no longer held by ${job.workerId}`);
         if (finished !== 'finished') throw new Error(`finish_step answered ${finished} under this step's own lock`);
       } else {
         await insertStepResult(db, workflow.id, payload.step, outcome.result);
@@ -114,9 +125,9 @@ export async function runStep<Providers>(
     });
     logger.info('step succeeded');
   } catch (error) {
-    if (error instanceof Fenced) {
+    if (error instanceof JobTakenOver) {
       logger.warn('another worker took this job over; standing down');
-      return;
+      throw error;
     }
     logger.warn({ err: error }, 'step attempt failed');
     await recordFailure(environment, definition, step, workflow, payload, job, error, startedAt);
@@ -181,7 +192,7 @@ async function finishWithoutTransaction<Providers>(
   }
   if (touched || 'fail' in outcome) return false;
   const finished = await inOneStatement(environment.db, (db) => finishStep(db, finishing(context.workflow.id, stepName, context.version, outcome, attempt)));
-  if (finished === 'fenced') throw new Fenced(`job ${attempt.jobId} is no longer held by ${attempt.workerId}`);
+  if (finished === 'fenced') throw new JobTakenOver(`job ${attempt.jobId} is no longer held by ${attempt.workerId}`);
   if (finished === 'missing') throw new LedgerboxError('workflow_not_found', `No workflow ${context.workflow.id}`, { details: { workflowId: context.workflow.id } });
   if (finished === 'changed') logger.debug('the workflow changed since the step read it; running the step under its lock');
   return finished === 'finished';
@@ -209,7 +220,7 @@ function isDue(workflow: WorkflowRow, step: string): boolean {
 async function lockHeld(db: Session, workflowId: string, job: StepJob): Promise<{ workflow: WorkflowRow; results: Map<string, unknown> }> {
   const locked = await lockWorkflowWithResults(db, workflowId, job.id);
   if (locked === undefined) throw new LedgerboxError('workflow_not_found', `No workflow ${workflowId}`, { details: { workflowId } });
-  if (job.workerId !== null && locked.holder !== job.workerId) throw new Fenced(`job ${job.id} is no longer held by ${job.workerId}`);
+  if (job.workerId !== null && locked.holder !== job.workerId) throw new JobTakenOver(`job ${job.id} is no longer held by ${job.workerId}`);
   return locked;
 }
 
@@ -305,8 +316,6 @@ async function recordFailure<Providers>(
       return;
     }
     await failWorkflow(db, locked, payload.step, reason, 'critical', environment.compensationDelay_ms);
-  }).catch((failure: unknown) => {
-    if (!(failure instanceof Fenced)) throw failure;
   });
 }
 
