@@ -32,6 +32,7 @@ export const errorCodes = [
   'migration_checksum_mismatch',
   'migration_unknown_to_code',
   'migration_failed',
+  'migrations_pending',
   'unexpected_row',
   'database_not_configured',
   // workflows

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { after, test } from 'node:test';
 import pg from 'pg';
-import { migrate } from '../src/index.ts';
+import { pino } from 'pino';
+import { migrate, startWorker } from '../src/index.ts';
 import { databaseUrl, dropDatabase, serverUrl } from './support/database.ts';
 
 /** Every migration file, in order: what a first migrate applies. */
@@ -121,4 +122,25 @@ test('migrate on boot with a pool of one connection does not wait on itself', as
   } finally {
     await pool.end();
   }
+});
+
+test('startWorker refuses a database that lacks any of its migrations (migrations_pending, naming them), and starts once migrated', async () => {
+  const url = await emptyDatabase();
+  const logger = pino({ level: 'silent' });
+  const options = { connectionString: url, noHandleSignals: true, reconciliation: false as const, logger };
+  await assert.rejects(startWorker(options), (error: any) => {
+    assert.equal(error.code, 'migrations_pending');
+    assert.deepEqual(error.details.pending, allMigrations);
+    return true;
+  });
+  await migrate({ connectionString: url });
+  // a newer version's worker on a database one migration behind: the rolled-out code first
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const { rows } = await client.query(`delete from ledgerbox.migrations where id = (select max(id) from ledgerbox.migrations) returning *`);
+  await assert.rejects(startWorker(options), { code: 'migrations_pending', message: new RegExp(allMigrations.at(-1)!) });
+  await client.query(`insert into ledgerbox.migrations select * from json_populate_record(null::ledgerbox.migrations, $1)`, [JSON.stringify(rows[0])]);
+  await client.end();
+  const worker = await startWorker(options);
+  await worker.stop();
 });

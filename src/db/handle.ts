@@ -65,6 +65,11 @@ export function prepareStatementsOn(pool: PgPool): void {
   if (!preparingPools.has(pool)) preparingPools.set(pool, new Set());
 }
 
+/** @internal */
+export function stopPreparingStatementsOn(pool: PgPool): void {
+  preparingPools.delete(pool);
+}
+
 /** The statement as node-postgres takes it: named (by a hash of its text) on a preparing pool. */
 function statementFor(query: SQLQuery, names: Set<string> | undefined): pg.QueryConfig {
   const { text, values } = query.format(pgFormat);

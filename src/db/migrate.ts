@@ -77,6 +77,24 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   }
 }
 
+/**
+ * The migrations this version of ledgerbox has that the database has not applied, by name: a
+ * worker started on a database its code is newer than would fail every step (their functions
+ * are missing), so startWorker refuses to start instead. @internal
+ */
+export async function pendingMigrations(pool: pg.Pool): Promise<string[]> {
+  const files = await loadMigrationFiles();
+  const { rows } = await pool.query<{ exists: boolean; readable: boolean }>(`
+    select to_regclass('ledgerbox.migrations') is not null as exists,
+      to_regclass('ledgerbox.migrations') is not null and has_table_privilege('ledgerbox.migrations', 'select') as readable`);
+  if (rows[0]?.exists !== true) return files.map((file) => file.name);
+  // a role that may not read the table (a least-privilege worker role) cannot tell: no refusal
+  if (rows[0].readable !== true) return [];
+  const applied = await pool.query<{ id: number }>('select id from ledgerbox.migrations');
+  const ids = new Set(applied.rows.map((row) => row.id));
+  return files.filter((file) => !ids.has(file.id)).map((file) => file.name);
+}
+
 async function applyOurs(client: pg.Client, files: MigrationFile[], logger: Logger): Promise<string[]> {
   await client.query(`
     create schema if not exists ledgerbox;

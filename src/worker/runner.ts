@@ -10,13 +10,13 @@ import { reportDeliveryFromEnv } from '../reconcile/report/index.js';
 import { nightlyCrontab, reconcileHandler, reconcileTask, sendReportHandler, sendReportTask, type ReportDelivery } from '../reconcile/tasks.js';
 import type { ReconcileOptions } from '../reconcile/run.js';
 import { validate } from '../contracts.js';
-import { inTransaction, prepareStatementsOn } from '../db/handle.js';
+import { inTransaction, prepareStatementsOn, stopPreparingStatementsOn } from '../db/handle.js';
 import { InvalidInputError, LedgerboxError } from '../errors.js';
 import { limits } from '../limits.js';
 import { expireHolds } from '../ledger/holds.js';
 import { defaultLogger, workerLoggerFor, type Logger } from '../logger.js';
 import { summariseBatches } from '../outbox/batches.js';
-import { DatabaseOptions } from '../db/migrate.js';
+import { DatabaseOptions, pendingMigrations } from '../db/migrate.js';
 import { defineTask, isTaskDefinition } from '../outbox/tasks.js';
 import type { WorkflowDefinition } from '../workflows/definition.js';
 import { exchangeWorkflow } from '../workflows/exchange/exchange.js';
@@ -254,6 +254,20 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     taskList[hostTask.task.name] = contractChecked(hostTask, logger, raiseAlert);
   }
 
+  // last, once every option is known good: the first statement on the pool
+  const pending = await pendingMigrations(pool).catch(async (error: unknown) => {
+    if (ownPool) await pool.end();
+    throw error;
+  });
+  if (pending.length > 0) {
+    if (ownPool) await pool.end();
+    else stopPreparingStatementsOn(pool);
+    throw new LedgerboxError(
+      'migrations_pending',
+      `The database lacks ledgerbox's migrations ${pending.join(', ')}: run \`npx ledgerbox migrate\` (or migrate()) before starting the worker, whose steps need them`,
+      { details: { pending } },
+    );
+  }
   const workerIds: string[] = [];
   const events: WorkerEvents = new EventEmitter() as WorkerEvents;
   // jobs are locked by a worker's id, or by its pool's id when the pool fetches them in a batch
@@ -306,6 +320,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     await inTransaction(pool, (db) => forgetWorkers(db, workerIds)).catch(() => undefined);
     await beatClient?.end().catch(() => undefined);
     if (ownPool) await pool.end();
+    // a pool of the host's goes back to unnamed statements for the host's own calls
+    else if (options.noPreparedStatements !== true) stopPreparingStatementsOn(pool);
   });
   return {
     workerIds,
