@@ -6,14 +6,21 @@
 -- four (BEGIN, the posting, the job, COMMIT). src/outbox/enqueue.ts raises the error as the
 -- statement would have, so callers see the same errors as before.
 --
--- Answers {"ids": ["…", …]} (graphile-worker's job ids as text, in the order add_jobs added
--- them) or {"error": {"code": sqlstate, "message": …, …}}.
+-- Answers {"ids": ["…", …]} (graphile-worker's job ids as text, one per spec, in the specs'
+-- order) or {"error": {"code": sqlstate, "message": …, …}}. graphile_worker.add_jobs returns
+-- its jobs in an order of its own (grouped by task; keyed jobs added again come last), so the
+-- ids are matched back to the specs by task, payload and key, the n-th alike spec to the n-th
+-- alike job: the caller's jobs[i] gets ids[i]. SECURITY DEFINER to read those jobs back: the
+-- application role cannot read graphile-worker's tables; it reads only the jobs just added.
 create function ledgerbox.try_add_jobs(specs json, job_key_preserve_run_at boolean default false)
 returns text
 language plpgsql
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+  added bigint[];
+  ordered jsonb;
   error_code text;
   error_message text;
   error_detail text;
@@ -23,10 +30,26 @@ declare
   error_schema text;
   error_column text;
 begin
-  return jsonb_build_object('ids', (
-    select coalesce(jsonb_agg(added.id::text order by added.position), '[]'::jsonb)
-    from ledgerbox.add_jobs(specs, job_key_preserve_run_at) with ordinality as added(id, position)
-  ))::text;
+  added := array(select id from ledgerbox.add_jobs(specs, job_key_preserve_run_at) as id);
+  with wanted as (
+    select s.position, s.spec->>'identifier' as task, coalesce(s.spec->'payload', '{}')::jsonb as payload, s.spec->>'job_key' as key,
+      row_number() over (partition by s.spec->>'identifier', coalesce(s.spec->'payload', '{}')::jsonb, s.spec->>'job_key' order by s.position) as nth
+    from json_array_elements(specs) with ordinality as s(spec, position)
+  ), made as (
+    select j.id, t.identifier as task, j.payload::jsonb as payload, j.key,
+      row_number() over (partition by t.identifier, j.payload::jsonb, j.key order by j.id) as nth
+    from graphile_worker._private_jobs j
+    join graphile_worker._private_tasks t on t.id = j.task_id
+    where j.id = any(added)
+  )
+  select jsonb_agg(m.id::text order by w.position) into ordered
+  from wanted w
+  join made m on m.task = w.task and m.payload = w.payload and m.key is not distinct from w.key and m.nth = w.nth;
+  -- matched one for one, or (jobs changed in ways not foreseen here) the ids as add_jobs gave them
+  if coalesce(jsonb_array_length(ordered), 0) <> cardinality(added) then
+    ordered := (select coalesce(jsonb_agg(id::text order by position), '[]'::jsonb) from unnest(added) with ordinality as a(id, position));
+  end if;
+  return jsonb_build_object('ids', ordered)::text;
 exception when others then
   get stacked diagnostics
     error_code = returned_sqlstate, error_message = message_text, error_detail = pg_exception_detail,

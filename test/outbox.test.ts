@@ -617,6 +617,28 @@ test('enqueueMany adds a thousand jobs in one call', async () => {
   await assertLedgerInvariants(db.pool);
 });
 
+test("enqueueMany's ids are the jobs' own, in the order given: tasks interleaved, keyed and unkeyed, identical payloads", async () => {
+  const other = defineTask('ledger.order_check', object({ n: size(string(), 1, 20) }));
+  const jobs = Array.from({ length: 40 }, (_, index) =>
+    index % 2 === 0
+      ? { task: other, payload: { n: `m${index}` }, options: index % 4 === 0 ? { jobKey: `order-check:${index}` } : {} }
+      : // the same payload three times over: any of those ids may go to any of those jobs
+        { task: settleTransfer, payload: { transferKey: `order-check:${index % 3}` } },
+  );
+  const added = await enqueueMany(db.pool, jobs);
+  const { rows } = await db.pool.query<{ id: string; task: string; payload: unknown; key: string | null }>(
+    `select j.id::text, t.identifier as task, j.payload, j.key from graphile_worker._private_jobs j
+     join graphile_worker._private_tasks t on t.id = j.task_id where j.id = any($1::bigint[])`,
+    [added.map((job) => job.jobId)],
+  );
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  assert.equal(byId.size, 40);
+  jobs.forEach((job, index) => {
+    const row = byId.get(added[index]!.jobId)!;
+    assert.deepEqual({ task: row.task, payload: row.payload, key: row.key }, { task: job.task.name, payload: job.payload, key: job.options?.jobKey ?? null }, `job ${index}`);
+  });
+});
+
 test('enqueueMany is all or none: one bad job among many adds no job at all', async () => {
   const good = (index: number) => ({ task: fanOut as any, payload: { accountKey: `all-or-none:${index}`, shard: 0 } as unknown });
   const jobsBefore = await jobCount();

@@ -120,12 +120,13 @@ test("ledgerbox_app reaches graphile-worker only through ledgerbox's functions, 
     select p.oid::regprocedure::text as name from pg_proc p
     where p.pronamespace = 'ledgerbox'::regnamespace and p.prosecdef and has_function_privilege('ledgerbox_app', p.oid, 'EXECUTE')
     order by 1`);
-  // the SECURITY DEFINER doors it has: add jobs, enqueue a step, ask who holds a job, retire the
-  // job of a step whose result is recorded (test/workflows.steps.test.ts), list stuck workflows
-  // with their pending jobs (read-only); the trigger functions cannot be called outside a trigger
+  // the SECURITY DEFINER doors it has: add jobs (and read back the ids of those just added, in
+  // order), enqueue a step, ask who holds a job, retire the job of a step whose result is
+  // recorded (test/workflows.steps.test.ts), list stuck workflows with their pending jobs
+  // (read-only); the trigger functions cannot be called outside a trigger
   assert.deepEqual(
     rows.map((row) => row.name).filter((name) => !['ledgerbox.apply_entries_to_balances()', 'ledgerbox.track_holds()', 'ledgerbox.track_holds_without_expiry()'].includes(name)),
-    ['ledgerbox.add_jobs(json,boolean)', 'ledgerbox.enqueue_step(uuid,text)', 'ledgerbox.job_lock_holder(bigint)', 'ledgerbox.retire_step_job(bigint,text,uuid,text)', 'ledgerbox.stuck_workflows(interval)'],
+    ['ledgerbox.add_jobs(json,boolean)', 'ledgerbox.enqueue_step(uuid,text)', 'ledgerbox.job_lock_holder(bigint)', 'ledgerbox.retire_step_job(bigint,text,uuid,text)', 'ledgerbox.stuck_workflows(interval)', 'ledgerbox.try_add_jobs(json,boolean)'],
   );
   // retiring deletes nothing that is not a finished step's job held by that worker
   await as('ledgerbox_app', async (client) => {
