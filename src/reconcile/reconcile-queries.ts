@@ -91,10 +91,12 @@ export async function selectExpectedBalances(db: Session, previousSnapshot: stri
       count(*)::int as entries,
       sum((e.amount % ${p}::bigint) * (uuid_hash_extended(e.transfer_id, hashtext(e.currency)) % ${p}::bigint)) as fingerprint
     from ${entries} e group by e.account_id`;
-  // holds resolved since: their pending entries no longer count (full: every resolved hold)
+  // holds resolved since: their pending entries no longer count (full: every resolved hold).
+  // A transfer has a hold_id exactly when it resolves a hold (transfer_hold_reference_matches_kind),
+  // and hold_resolved_once indexes it: the resolutions are read, not every transfer
   const resolutions: SQLQuery =
     previousSnapshot === null
-      ? sql`select r.hold_id from ledgerbox.transfers r where r.kind in ('post_hold', 'void_hold')`
+      ? sql`select r.hold_id from ledgerbox.transfers r where r.hold_id is not null`
       : sql`select t.hold_id from ledgerbox.transfers t where t.kind in ('post_hold', 'void_hold') and ${unseen('t', previousSnapshot)}`;
   const base: SQLQuery =
     previousSnapshot === null
