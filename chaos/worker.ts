@@ -36,6 +36,9 @@ hostPool.on('connect', (connection) => connection.on('error', (error) => logger.
 const worker = await startWorker({
   connectionString: settings.connectionString,
   concurrency: settings.concurrency,
+  // even-numbered workers fetch into a local queue (jobs locked by their pool's id), odd ones
+  // fetch one job per runner: both ways of holding a job meet the same kills and takeovers
+  ...(settings.index % 2 === 0 ? { localQueueSize: settings.concurrency + 1 } : {}),
   pollInterval_ms: 100,
   retry: { base_ms: 20, max_ms: 400 },
   providerTimeout_ms: settings.providerTimeout_ms,
