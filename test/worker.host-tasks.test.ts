@@ -18,6 +18,8 @@ import {
   type FxRateProvider,
 } from '../src/index.ts';
 import { demoRates } from '../src/workflows/exchange/demo-rates.ts';
+import { JobTakenOver } from '../src/workflows/run-step.ts';
+import { contractChecked, type LastFailure } from '../src/worker/task-handlers.ts';
 import { useTestDatabase } from './support/database.ts';
 import { capturingLogger } from './support/logs.ts';
 import { minor, usd } from './support/money.ts';
@@ -130,4 +132,36 @@ test('the scheduled expire-holds task voids holds past their expiry', async () =
     return rows[0].status === 'expired' ? rows[0].status : undefined;
   });
   assert.equal(status, 'expired');
+});
+
+test('a job another worker took over is not a failure: no alert even on its last attempt, and the stand-down is logged', async () => {
+  const alerts: LastFailure[] = [];
+  const task = contractChecked(
+    {
+      task: defineTask('host.taken_over', object({})),
+      handler: async () => {
+        throw new JobTakenOver('job 1 is no longer held by worker-a');
+      },
+    },
+    logger,
+    async (failure) => void alerts.push(failure),
+  );
+  const helpers = { job: { id: '1', attempts: 25, max_attempts: 25 } } as never;
+  await assert.rejects(async () => task({}, helpers), JobTakenOver);
+  assert.equal(alerts.length, 0);
+  assert.ok(lines.some((line) => line.msg === 'another worker holds this job now; stood down without completing it' && line.task === 'host.taken_over'));
+
+  // an ordinary failure on its last attempt still raises one
+  const failing = contractChecked(
+    {
+      task: defineTask('host.failing_last', object({})),
+      handler: async () => {
+        throw new Error('boom');
+      },
+    },
+    logger,
+    async (failure) => void alerts.push(failure),
+  );
+  await assert.rejects(async () => failing({}, helpers), /boom/);
+  assert.equal(alerts.length, 1);
 });
