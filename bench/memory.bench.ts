@@ -23,10 +23,21 @@ interface Reading {
  */
 export async function benchMemory(server: BenchServer, settings: BenchSettings, log: (line: string) => void): Promise<Metric[]> {
   const jobs = settings.quick ? 2_000 : settings.scale === 'large' ? 1_000_000 : 50_000;
-  const ledgerbox = await measure(server, 'ledgerbox', jobs, log);
-  const bare = await measure(server, 'bare', jobs, log);
   const mb = (bytes: number) => bytes / 1_048_576;
   const what = `${jobs.toLocaleString('en-US')} no-op jobs, concurrency ${concurrency}, RSS after a full GC`;
+  if (settings.memorySides.length === 1) {
+    // one side alone (`--memory-side`): its own figures, no ratio
+    const side = settings.memorySides[0]!;
+    const alone = await measure(server, side, jobs, log);
+    const who = side === 'bare' ? 'bare graphile-worker' : 'ledgerbox';
+    return [
+      metric({ name: `${who} alone: worker memory at start`, value: mb(alone.start.rss), unit: 'MB', notes: what }),
+      metric({ name: `${who} alone: worker memory after ${jobs.toLocaleString('en-US')} jobs`, value: mb(alone.end.rss), unit: 'MB', notes: what }),
+      metric({ name: `${who} alone: worker heap growth over the run`, value: mb(alone.end.heapUsed - alone.start.heapUsed), unit: 'MB', notes: what }),
+    ];
+  }
+  const ledgerbox = await measure(server, 'ledgerbox', jobs, log);
+  const bare = await measure(server, 'bare', jobs, log);
   return [
     metric({ name: 'worker memory at start', value: mb(ledgerbox.start.rss), unit: 'MB', peer: 'bare graphile-worker', peerValue: mb(bare.start.rss), notes: what }),
     metric({ name: `worker memory after ${jobs.toLocaleString('en-US')} jobs`, value: mb(ledgerbox.end.rss), unit: 'MB', peer: 'bare graphile-worker', peerValue: mb(bare.end.rss), notes: what }),

@@ -21,6 +21,11 @@ export interface BenchSettings {
   /** Each timed reconciliation query runs this many times; the median is reported. */
   reconcileRepeats: number;
   exchanges: number;
+  /**
+   * The sides the memory benchmark runs (`--memory-side ledgerbox|bare`; default both): at
+   * `--scale large` each side is a long run of its own, and one can be run alone.
+   */
+  memorySides: readonly ('ledgerbox' | 'bare')[];
 }
 
 export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv): BenchSettings {
@@ -31,6 +36,12 @@ export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv): B
     throw new Error(`Expected \`--scale\` to be default or large, got ${JSON.stringify(scaleName)}`);
   }
   const scale = scaleName;
+  const sideAt = argv.indexOf('--memory-side');
+  const sideName = sideAt >= 0 ? argv[sideAt + 1] : undefined;
+  if (sideName !== undefined && sideName !== 'ledgerbox' && sideName !== 'bare') {
+    throw new Error(`Expected \`--memory-side\` to be ledgerbox or bare, got ${JSON.stringify(sideName)}`);
+  }
+  const memorySides = sideName === undefined ? (['ledgerbox', 'bare'] as const) : ([sideName] as const);
   if (quick) {
     return {
       quick,
@@ -47,6 +58,7 @@ export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv): B
       reconcileNewEntries: 2_000,
       reconcileRepeats: 1,
       exchanges: 50,
+      memorySides,
     };
   }
   return {
@@ -64,5 +76,6 @@ export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv): B
     reconcileNewEntries: 100_000,
     reconcileRepeats: 3,
     exchanges: 300,
+    memorySides,
   };
 }
