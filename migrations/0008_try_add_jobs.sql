@@ -31,6 +31,10 @@ declare
   error_column text;
 begin
   added := array(select id from ledgerbox.add_jobs(specs, job_key_preserve_run_at) as id);
+  -- one job (enqueue, the common call) has one order: nothing to match
+  if cardinality(added) <= 1 then
+    return jsonb_build_object('ids', (select coalesce(jsonb_agg(id::text), '[]'::jsonb) from unnest(added) as id))::text;
+  end if;
   with wanted as (
     select s.position, s.spec->>'identifier' as task, coalesce(s.spec->'payload', '{}')::jsonb as payload, s.spec->>'job_key' as key,
       row_number() over (partition by s.spec->>'identifier', coalesce(s.spec->'payload', '{}')::jsonb, s.spec->>'job_key' order by s.position) as nth

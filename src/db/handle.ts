@@ -54,7 +54,10 @@ function isPgClient(handle: DatabaseHandle): handle is PgClient {
  * graphile-worker prepares its own statements on that same pool; named statements need a
  * connection that stays the same for the session (not a transaction-mode PgBouncer).
  */
-const preparingPools = new WeakMap<PgPool, Set<string>>();
+const preparingPools = new WeakMap<PgPool, PreparedNames>();
+
+/** A preparing pool's statements: text → name, so a known text is not hashed again on every call. */
+type PreparedNames = Map<string, string>;
 
 /** At most this many distinct statements are prepared per pool (so per connection): a text
  * built from a list (a batch of N rows) must not fill the server's memory with one per N. */
@@ -62,7 +65,7 @@ const prepared_statements_max = 200;
 
 /** @internal */
 export function prepareStatementsOn(pool: PgPool): void {
-  if (!preparingPools.has(pool)) preparingPools.set(pool, new Set());
+  if (!preparingPools.has(pool)) preparingPools.set(pool, new Map());
 }
 
 /** @internal */
@@ -71,18 +74,19 @@ export function stopPreparingStatementsOn(pool: PgPool): void {
 }
 
 /** The statement as node-postgres takes it: named (by a hash of its text) on a preparing pool. */
-function statementFor(query: SQLQuery, names: Set<string> | undefined): pg.QueryConfig {
+function statementFor(query: SQLQuery, names: PreparedNames | undefined): pg.QueryConfig {
   const { text, values } = query.format(pgFormat);
   if (names === undefined) return { text, values };
-  const name = `ledgerbox_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
-  if (!names.has(name)) {
+  let name = names.get(text);
+  if (name === undefined) {
     if (names.size >= prepared_statements_max) return { text, values };
-    names.add(name);
+    name = `ledgerbox_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+    names.set(text, name);
   }
   return { name, text, values };
 }
 
-function pgSession(client: PgClient, names?: Set<string>): Session {
+function pgSession(client: PgClient, names?: PreparedNames): Session {
   return {
     async query(query) {
       const result = await client.query(statementFor(query, names)).catch(rethrowAborted);
@@ -204,7 +208,7 @@ function oneAtATime<T>(client: PgClient, call: () => Promise<T>): Promise<T> {
 
 let savepointSequence = 0;
 
-async function ownTransaction<T>(client: PgClient, work: (db: Session) => Promise<T>, names?: Set<string>): Promise<T> {
+async function ownTransaction<T>(client: PgClient, work: (db: Session) => Promise<T>, names?: PreparedNames): Promise<T> {
   await client.query('begin');
   try {
     const result = await work(pgSession(client, names));

@@ -86,17 +86,15 @@ export async function runStep<Providers>(
   }
   const logger = environment.logger.child({ workflowId: workflow.id, kind: workflow.kind, step: payload.step, jobId: job.id });
   const maxAttempts = step.maxAttempts ?? definition.maxAttempts;
+  const due = !context.results.has(payload.step) && isDue(workflow, payload.step);
   try {
     // before an external call, make sure it is still needed; a database-only step checks under the lock
-    if (step.external !== undefined) {
-      if (context.results.has(payload.step) || !isDue(workflow, payload.step)) {
-        logger.debug({ status: workflow.status, currentStep: workflow.current_step }, 'step already done or no longer due');
-        return;
-      }
+    if (step.external !== undefined && !due) {
+      logger.debug({ status: workflow.status, currentStep: workflow.current_step }, 'step already done or no longer due');
+      return;
     }
     const external = await externalAnswer(environment, step, context, payload.step, logger);
     const attempt = { maxAttempts, jobId: job.id, workerId: job.workerId, startedAt };
-    const due = !context.results.has(payload.step) && isDue(workflow, payload.step);
     // a due step that touches no table is finished in one statement; anything else (a step that
     // works in the database, a late or duplicate delivery) runs under the workflow's lock
     if (due && (await finishWithoutTransaction(environment, step, context, payload.step, external, attempt, logger))) {
