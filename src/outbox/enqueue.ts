@@ -69,6 +69,27 @@ async function addChecked(
   jobs: readonly { task: TaskDefinition<any>; payload: unknown; options?: EnqueueOptions }[],
   prefix: (index: number) => string,
 ): Promise<EnqueuedJob[]> {
+  const specs = checkJobs(jobs, prefix);
+  const jobKeyModes = new Set(jobs.map((job) => job.options?.jobKeyMode ?? 'replace'));
+  if (jobKeyModes.size > 1) {
+    throw new InvalidInputError(`Invalid \`jobs.options.jobKeyMode\`: one batch takes one mode, got ${[...jobKeyModes].join(' and ')}`, ['jobs', 'options', 'jobKeyMode'], [...jobKeyModes]);
+  }
+  // one statement, no savepoint: a failure is undone inside it and the caller's transaction stays usable
+  const ids = await inOneStatement(db, (db) => tryAddJobs(db, specs, [...jobKeyModes][0] as 'replace' | 'preserve_run_at'));
+  return ids.map((jobId) => ({ jobId }));
+}
+
+/**
+ * Checks jobs as enqueue checks them (a task made by defineTask, its payload against its
+ * contract and the identifiers-only rule, known options, no job key twice) and returns the rows
+ * add_jobs takes, before anything is written. For every call that adds jobs alongside its own
+ * writes (a workflow step's result, a workflow's start). `prefix` names a job in messages.
+ * @internal
+ */
+export function checkJobs(
+  jobs: readonly { task: TaskDefinition<any>; payload: unknown; options?: EnqueueOptions }[],
+  prefix: (index: number) => string,
+): JobSpec[] {
   const specs = jobs.map((job, index): JobSpec => {
     const options = validate(Options, job.options ?? {}, `${prefix(index)}options`);
     if (!isTaskDefinition(job.task)) {
@@ -86,13 +107,7 @@ async function addChecked(
     const path = ['jobs', repeatAt, 'options', 'jobKey'];
     throw new InvalidInputError(`Invalid \`${path.join('.')}\`: job key ${describeValue(specs[repeatAt]!.jobKey)} appears more than once in one batch`, path, specs[repeatAt]!.jobKey);
   }
-  const jobKeyModes = new Set(jobs.map((job) => job.options?.jobKeyMode ?? 'replace'));
-  if (jobKeyModes.size > 1) {
-    throw new InvalidInputError(`Invalid \`jobs.options.jobKeyMode\`: one batch takes one mode, got ${[...jobKeyModes].join(' and ')}`, ['jobs', 'options', 'jobKeyMode'], [...jobKeyModes]);
-  }
-  // one statement, no savepoint: a failure is undone inside it and the caller's transaction stays usable
-  const ids = await inOneStatement(db, (db) => tryAddJobs(db, specs, [...jobKeyModes][0] as 'replace' | 'preserve_run_at'));
-  return ids.map((jobId) => ({ jobId }));
+  return specs;
 }
 
 /**
