@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { pino } from 'pino';
 import { dinero, EUR, USD } from 'dinero.js/bigint';
-import { FakeComplianceProvider, FakeFxRateProvider, createAccount, postTransfer, startExchange, startWorker } from '../src/index.ts';
+import { createAccount, postTransfer, startExchange, startWorker } from '../src/index.ts';
+import { FakeComplianceProvider, FakeFxRateProvider } from '../src/testing/index.ts';
 import { demoRates } from '../src/workflows/exchange/demo-rates.ts';
 import { quietPool, withDatabase, type BenchServer } from './database.ts';
 import { metric, type Metric } from './results.ts';

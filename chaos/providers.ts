@@ -7,8 +7,6 @@
 // Each worker process has its own fakes, as each replica of a service would have its own
 // client: an answer lost on one worker is not known to the others.
 import {
-  FakeComplianceProvider,
-  FakeFxRateProvider,
   LedgerboxError,
   type ComplianceDecision,
   type ComplianceProvider,
@@ -16,6 +14,7 @@ import {
   type FxQuote,
   type FxRateProvider,
 } from '../src/index.ts';
+import { FakeComplianceProvider, FakeFxRateProvider } from '../src/testing/index.ts';
 import { dice } from './random.ts';
 import { chaosRates, currencies, customerAccount } from './plan.ts';
 import type { providerFaultKinds } from './protocol.ts';

@@ -5,8 +5,6 @@ import { mulberry32 } from '../src/seeded-random.ts';
 import { object, string } from 'superstruct';
 import type pg from 'pg';
 import {
-  FakeComplianceProvider,
-  FakeFxRateProvider,
   createAccount,
   defineTask,
   fanOut,
@@ -19,6 +17,7 @@ import {
   type ExchangeProviders,
   type HostTask,
 } from '../src/index.ts';
+import { FakeComplianceProvider, FakeFxRateProvider } from '../src/testing/index.ts';
 import { demoRates } from '../src/workflows/exchange/demo-rates.ts';
 
 export const currencies = ['USD', 'EUR', 'GBP'] as const;

@@ -43,16 +43,13 @@ export type { SlackMessage, SlackBlock } from './alerts/slack-message.js';
 
 export { startExchange, getExchange, exchangeSettled, fxClearingAccount, fxClearingShards, type Exchange, type StartedExchange } from './workflows/exchange/exchange.js';
 export {
-  FakeFxRateProvider,
-  FakeComplianceProvider,
   type FxRateProvider,
   type FxQuote,
   type ComplianceProvider,
   type ComplianceDecision,
   type ExchangeProviders,
-  type FaultPlan,
-  type Fault,
 } from './workflows/exchange/providers.js';
+export type { CardProcessor, CardAuthorization, CardCapture, CardVoid } from './workflows/card-processor.js';
 
 export { LedgerboxError, InvalidInputError, IdempotencyConflictError, isLedgerboxError, errorCodes, type ErrorCode } from './errors.js';
 export { limits } from './limits.js';

@@ -2,8 +2,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import {
-  FakeComplianceProvider,
-  FakeFxRateProvider,
   createAccount,
   getBalance,
   getExchange,
@@ -12,6 +10,7 @@ import {
   startWorker,
   type RunningWorker,
 } from '../src/index.ts';
+import { FakeComplianceProvider, FakeFxRateProvider } from '../src/testing/index.ts';
 import { useTestDatabase } from './support/database.ts';
 import { minor, usd } from './support/money.ts';
 import { waitFor } from './support/wait.ts';

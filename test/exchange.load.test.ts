@@ -4,8 +4,6 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { dinero, EUR, GBP, USD } from 'dinero.js/bigint';
 import {
-  FakeComplianceProvider,
-  FakeFxRateProvider,
   createAccount,
   fxClearingAccount,
   fxClearingShards,
@@ -13,6 +11,7 @@ import {
   startExchange,
   startWorker,
 } from '../src/index.ts';
+import { FakeComplianceProvider, FakeFxRateProvider } from '../src/testing/index.ts';
 import { demoRates } from '../src/workflows/exchange/demo-rates.ts';
 import { useTestDatabase } from './support/database.ts';
 import { seededRandom } from './support/random.ts';

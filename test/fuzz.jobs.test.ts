@@ -7,8 +7,6 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { array, boolean, integer, object, optional, string } from 'superstruct';
 import {
-  FakeComplianceProvider,
-  FakeFxRateProvider,
   cancelWorkflow,
   closeInvestigation,
   createAccount,
@@ -32,6 +30,7 @@ import {
   type ErrorCode,
   type TaskDefinition,
 } from '../src/index.ts';
+import { FakeComplianceProvider, FakeFxRateProvider } from '../src/testing/index.ts';
 import { deliverAlertsTask } from '../src/alerts/deliver-task.ts';
 import { checkPayload } from '../src/outbox/tasks.ts';
 import { reconcileTask, sendReportTask } from '../src/reconcile/tasks.ts';

@@ -4,8 +4,6 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { object, string } from 'superstruct';
 import {
-  FakeComplianceProvider,
-  FakeFxRateProvider,
   createAccount,
   createHold,
   defineTask,
@@ -20,6 +18,7 @@ import {
   stuckWorkflows,
   type WorkerOptions,
 } from '../src/index.ts';
+import { FakeComplianceProvider, FakeFxRateProvider } from '../src/testing/index.ts';
 import { demoRates } from '../src/workflows/exchange/demo-rates.ts';
 import { useTestDatabase } from './support/database.ts';
 import { assertOk, ledgerbox, psqlFile } from './support/processes.ts';

@@ -2,8 +2,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import {
-  FakeComplianceProvider,
-  FakeFxRateProvider,
   cancelWorkflow,
   createAccount,
   exchangeSettled,
@@ -18,6 +16,7 @@ import {
   workflowTimeline,
   type FxRateProvider,
 } from '../src/index.ts';
+import { FakeComplianceProvider, FakeFxRateProvider } from '../src/testing/index.ts';
 import { demoRates } from '../src/workflows/exchange/demo-rates.ts';
 import { useTestDatabase } from './support/database.ts';
 import { assertOk, ledgerbox, psqlFile } from './support/processes.ts';

@@ -2,8 +2,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { object, string } from 'superstruct';
 import {
-  FakeComplianceProvider,
-  FakeFxRateProvider,
   createAccount,
   createHold,
   defineTask,
@@ -17,6 +15,7 @@ import {
   startWorker,
   type FxRateProvider,
 } from '../src/index.ts';
+import { FakeComplianceProvider, FakeFxRateProvider } from '../src/testing/index.ts';
 import { demoRates } from '../src/workflows/exchange/demo-rates.ts';
 import { JobTakenOver } from '../src/workflows/run-step.ts';
 import { contractChecked, type LastFailure } from '../src/worker/task-handlers.ts';

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { resolveDatabase } from '../db/connection.js';
 import { migrate } from '../db/migrate.js';
 import { startWorker } from '../worker/runner.js';
-import { FakeComplianceProvider, FakeFxRateProvider } from '../workflows/exchange/providers.js';
+import { FakeComplianceProvider, FakeFxRateProvider } from '../testing/index.js';
 import { demoRates } from '../workflows/exchange/demo-rates.js';
 import { exitCodes, parseFraction, parseInteger, runCommand, verbose } from './command.js';
 import { registerHoldsCommands } from './holds.js';
