@@ -1,7 +1,9 @@
 import {
+  Struct,
   StructError,
   create,
   define,
+  never,
   refine,
   size,
   string,
@@ -9,10 +11,11 @@ import {
 
   date,
   coerce,
-  type Struct,
+  type Context,
 } from 'superstruct';
 import { InvalidInputError, describeValue } from './errors.js';
 import { limits } from './limits.js';
+import type { Logger } from './logger.js';
 
 /**
  * Checks `value` against `struct` (applying its coercions) and returns the result, or throws
@@ -30,6 +33,7 @@ export function validate<T, S>(struct: Struct<T, S>, value: unknown, name: strin
     const failure = error.failures()[0] ?? error;
     const path = [name, ...failure.path];
     const where = path.join('.');
+    if (failure.type === 'never') throw unknownOption(struct, name, failure.path, failure.value);
     const shown = secretTypes.has(failure.type) ? '(not shown: it is a credential)' : failure.value;
     // superstruct's own messages ("Expected a string, but received: 42") are replaced by ours;
     // a refinement or define() that returned a reason is specific, so it is kept.
@@ -40,6 +44,84 @@ export function validate<T, S>(struct: Struct<T, S>, value: unknown, name: strin
     throw new InvalidInputError(message, path, shown);
   }
 }
+
+/**
+ * A key that object() (or knownKeysOnly) does not know: a misspelt option would otherwise be
+ * ignored without a word. The message names it, lists the options its object does take, and
+ * shows its value, unless that object takes a credential (a misspelt `connectionString` holds
+ * one) and the value is text that could be it.
+ */
+function unknownOption(struct: Struct<any, any>, name: string, path: readonly (string | number)[], value: unknown): InvalidInputError {
+  const owner = structAt(struct, path.slice(0, -1));
+  const options = owner === undefined ? undefined : optionsOf(owner);
+  const ownerWhere = [name, ...path.slice(0, -1)].join('.');
+  const mayBeCredential = owner !== undefined && takesCredential(owner) && (typeof value === 'string' || (typeof value === 'object' && value !== null));
+  const shown = mayBeCredential ? `(not shown: \`${ownerWhere}\` takes a credential)` : value;
+  const takes = options === undefined ? '' : ` (\`${ownerWhere}\` takes ${options.join(', ')})`;
+  const fullPath = [name, ...path];
+  return new InvalidInputError(`Invalid \`${fullPath.join('.')}\`: unknown option${takes}, got ${describeValue(shown)}`, fullPath, shown);
+}
+
+/** The struct that checks the value at `path`, when the path leads through objects and arrays only. */
+function structAt(struct: Struct<any, any>, path: readonly (string | number)[]): Struct<any, any> | undefined {
+  let current: Struct<any, any> | undefined = struct;
+  for (const key of path) {
+    if (current === undefined) return undefined;
+    // an array's schema is its items' struct, an object's a record of structs (enums() and literal() hold values there)
+    const schema: unknown = current.schema;
+    const next: unknown = current.type === 'array' ? schema : isStructRecord(schema) ? schema[key] : undefined;
+    current = next instanceof Struct ? next : undefined;
+  }
+  return current;
+}
+
+function isStructRecord(schema: unknown): schema is Record<string | number, unknown> {
+  return typeof schema === 'object' && schema !== null && !(schema instanceof Struct) && !Array.isArray(schema);
+}
+
+/** The keys an object struct takes: its schema's, or those given to knownKeysOnly. */
+function optionsOf(struct: Struct<any, any>): readonly string[] | undefined {
+  if (struct.type === 'object' && isStructRecord(struct.schema)) return Object.keys(struct.schema);
+  return knownKeysOf.get(struct.entries);
+}
+
+function takesCredential(struct: Struct<any, any>): boolean {
+  return struct.type === 'object' && isStructRecord(struct.schema) && Object.values(struct.schema).some((option) => option instanceof Struct && secretTypes.has(option.type));
+}
+
+/** knownKeysOnly's structs, by their entries function (kept by optional(), refine(), defaulted()), and the keys they take. */
+const knownKeysOf = new WeakMap<Struct<any, any>['entries'], readonly string[]>();
+
+/**
+ * `struct`, also refusing the keys of a plain object that are not in `known`, each at its own
+ * path, as object() refuses unknown options: for a define() that takes either a plain object
+ * (checked by its key set) or a host's object (`isHostObject`, checked by its shape, as a
+ * dinero.js object is). An object with an unknown key is refused for that key alone: the
+ * misspelling is what explains the rest (`curency` is why `currency` is missing).
+ */
+export function knownKeysOnly<T, S>(struct: Struct<T, S>, known: readonly string[], isHostObject: (value: unknown) => boolean): Struct<T, S> {
+  const unknownKeys = (value: unknown): string[] =>
+    typeof value !== 'object' || value === null || Array.isArray(value) || isHostObject(value) ? [] : Object.keys(value).filter((key) => !known.includes(key));
+  const Unknown = never();
+  const entries = function* (value: unknown, context: Context): Generator<[string | number, unknown, Struct<any> | Struct<never>]> {
+    yield* struct.entries(value, context);
+    for (const key of unknownKeys(value)) yield [key, (value as Record<string, unknown>)[key], Unknown];
+  };
+  knownKeysOf.set(entries, known);
+  return new Struct<T, S>({
+    ...struct,
+    validator: (value, context) => (unknownKeys(value).length > 0 ? true : struct.validator(value, context)),
+    entries,
+  });
+}
+
+/**
+ * A pino logger, or anything shaped like one (a host's own copy of pino, a child): checked by
+ * the methods ledgerbox calls, never by its keys.
+ */
+export const LoggerShape = define<Logger>('a pino logger', (value) =>
+  typeof value === 'object' && value !== null && ['info', 'warn', 'error', 'debug', 'child'].every((method) => typeof (value as Record<string, unknown>)[method] === 'function'),
+);
 
 /**
  * superstruct writes a refused value into its message with a template string, which throws for

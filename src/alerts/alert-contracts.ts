@@ -1,7 +1,6 @@
 import { defaulted, define, enums, integer, object, optional, pattern, refine, size, string } from 'superstruct';
-import { Metadata, Uuid, isStorableText, secretValue } from '../contracts.js';
+import { LoggerShape, Metadata, Uuid, isStorableText, secretValue } from '../contracts.js';
 import { describeValue } from '../errors.js';
-import type { Logger } from '../logger.js';
 import { alertLimits } from './alert-limits.js';
 
 /** The contracts of the alerting API's inputs. */
@@ -42,14 +41,10 @@ export const WebhookUrl = secretValue(define<string>('an http(s) URL', (value) =
   }
 }));
 
-const LoggerStruct = define<Logger>('a pino logger', (value) =>
-  typeof value === 'object' && value !== null && ['info', 'warn', 'error', 'debug'].every((level) => typeof (value as Record<string, unknown>)[level] === 'function'),
-);
-
 export const DeliveryOptions = object({
   oncallWebhookUrl: optional(WebhookUrl),
   opsWebhookUrl: optional(WebhookUrl),
-  logger: LoggerStruct,
+  logger: LoggerShape,
   limit: defaulted(size(integer(), 1, alertLimits.delivery_batch_max), alertLimits.delivery_batch),
   webhookTimeout_ms: defaulted(size(integer(), 1, alertLimits.webhook_timeout_ms_max), alertLimits.webhook_timeout_ms),
 });

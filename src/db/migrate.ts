@@ -3,8 +3,8 @@ import { readFile, readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
-import { define, object, optional } from 'superstruct';
-import { secretValue, validate } from '../contracts.js';
+import { assign, define, object, optional } from 'superstruct';
+import { LoggerShape, secretValue, validate } from '../contracts.js';
 import { LedgerboxError } from '../errors.js';
 import { defaultLogger, workerLoggerFor, type Logger } from '../logger.js';
 
@@ -38,6 +38,9 @@ export const DatabaseOptions = object({
   ),
 });
 
+/** Every option migrate takes: anything else (a misspelling) is refused before it connects. */
+const MigrateOptionsStruct = assign(DatabaseOptions, object({ logger: optional(LoggerShape) }));
+
 /** Taken for the whole run, so concurrent migrators (20 pods booting at once) queue up. */
 const migration_lock_key = '7310584171329216623';
 
@@ -51,11 +54,11 @@ const fileNamePattern = /^(\d{4})_([a-z0-9_]+)\.sql$/;
  * is refused rather than silently skipped. Safe to run concurrently and repeatedly.
  */
 export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
-  const logger = (options.logger ?? defaultLogger()).child({ component: 'migrate' });
+  validate(MigrateOptionsStruct, options, 'options');
   if (options.pgPool === undefined && options.connectionString === undefined) {
     throw new LedgerboxError('database_not_configured', 'migrate needs `connectionString` or `pgPool`');
   }
-  validate(DatabaseOptions, { connectionString: options.connectionString, pgPool: options.pgPool }, 'options');
+  const logger = (options.logger ?? defaultLogger()).child({ component: 'migrate' });
   const files = await loadMigrationFiles();
   // The lock lives on a connection of its own, not one borrowed from the pool: graphile-worker
   // migrates through the pool meanwhile, and a pool of one would wait on itself.

@@ -1,4 +1,4 @@
-import { object, optional } from 'superstruct';
+import { object, optional, unknown } from 'superstruct';
 import { AccountKey, Timestamp, validate } from '../contracts.js';
 import { inTransaction, type DatabaseHandle } from '../db/handle.js';
 import { toDinero } from '../money/money.js';
@@ -7,6 +7,8 @@ import { selectBalanceAsOf } from './ledger-queries.js';
 import type { Balance } from './types.js';
 
 const BalanceInput = object({ account: AccountKey, asOf: optional(Timestamp) });
+/** The options' key set; `asOf` itself is checked with the account, as `balance.asOf`. */
+const BalanceOptions = object({ asOf: optional(unknown()) });
 
 /**
  * An account's balances. Without `asOf`: the cached balances kept on the account row, updated
@@ -14,6 +16,7 @@ const BalanceInput = object({ account: AccountKey, asOf: optional(Timestamp) });
  * or before that moment (and the holds still unresolved then), for point-in-time reports.
  */
 export async function getBalance(db: DatabaseHandle, account: string, options: { asOf?: Date | string } = {}): Promise<Balance> {
+  validate(BalanceOptions, options, 'options');
   const request = validate(BalanceInput, { account, asOf: options.asOf }, 'balance');
   // One transaction, so the account row and its entries are read consistently.
   return inTransaction(db, async (db) => {

@@ -1,5 +1,6 @@
 import { define } from 'superstruct';
 import { dinero, toSnapshot, type Dinero } from 'dinero.js/bigint';
+import { knownKeysOnly } from '../contracts.js';
 import { InvalidInputError, describeValue } from '../errors.js';
 
 /**
@@ -33,15 +34,23 @@ function isDinero(value: unknown): value is Dinero<bigint> {
   );
 }
 
-/** Accepts a positive MoneyInput and turns it into minor units. @internal */
-export const PositiveMoney = define<MinorUnits>('positive money (dinero.js/bigint, or { amount: bigint, currency })', (value) => {
-  const money = readMoney(value);
-  if (money === undefined) return false;
-  if (!currencyCode.test(money.currency)) return `currency must be a code like USD or POINTS, got ${describeValue(money.currency)}`;
-  if (money.amount <= 0n) return `amount must be positive, got ${describeValue(money.amount)} ${money.currency}`;
-  if (money.amount > int8_max) return `amount must fit a PostgreSQL bigint (at most ${int8_max}), got ${describeValue(money.amount)}`;
-  return true;
-});
+/**
+ * Accepts a positive MoneyInput and turns it into minor units. A plain `{ amount, currency }`
+ * takes nothing else: a `scale` or `exponent` there would be ignored, and the amount read in the
+ * ledger's exponent. @internal
+ */
+export const PositiveMoney = knownKeysOnly(
+  define<MinorUnits>('positive money (dinero.js/bigint, or { amount: bigint, currency })', (value) => {
+    const money = readMoney(value);
+    if (money === undefined) return false;
+    if (!currencyCode.test(money.currency)) return `currency must be a code like USD or POINTS, got ${describeValue(money.currency)}`;
+    if (money.amount <= 0n) return `amount must be positive, got ${describeValue(money.amount)} ${money.currency}`;
+    if (money.amount > int8_max) return `amount must fit a PostgreSQL bigint (at most ${int8_max}), got ${describeValue(money.amount)}`;
+    return true;
+  }),
+  ['amount', 'currency'],
+  isDinero,
+);
 
 const currencyCode = /^[A-Z][A-Z0-9_]{1,15}$/;
 

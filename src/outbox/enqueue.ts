@@ -1,4 +1,4 @@
-import { array, assign, enums, object, optional, size, string } from 'superstruct';
+import { array, assign, enums, object, optional, size, unknown } from 'superstruct';
 import { StorableText, Timestamp, validate } from '../contracts.js';
 import { inOneStatement, type DatabaseHandle } from '../db/handle.js';
 import { InvalidInputError, LedgerboxError, describeValue } from '../errors.js';
@@ -30,6 +30,9 @@ const Options = assign(
   }),
 );
 
+/** One job of enqueueMany, by its key set: its task, payload and options are checked next, one by one. */
+const JobEntry = object({ task: unknown(), payload: unknown(), options: optional(unknown()) });
+
 export interface EnqueuedJob {
   /** graphile-worker's job id (a bigint, as a string). */
   jobId: string;
@@ -60,6 +63,7 @@ export async function enqueueMany(
   jobs: readonly { task: TaskDefinition<any>; payload: unknown; options?: EnqueueOptions }[],
 ): Promise<EnqueuedJob[]> {
   validate(size(array(), 1, limits.enqueue_batch_max), jobs, 'jobs');
+  validate(array(JobEntry), jobs, 'jobs');
   return addChecked(db, jobs, (index) => `jobs.${index}.`);
 }
 

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { boolean, defaulted, integer, object, optional, size } from 'superstruct';
-import { Timestamp, validate } from '../contracts.js';
+import { LoggerShape, Timestamp, validate } from '../contracts.js';
 import { inTransaction, type Session } from '../db/handle.js';
 import { pgFormat, type SQLQuery } from '@databases/pg';
 import { limits } from '../limits.js';
@@ -38,7 +38,7 @@ const Options = object({
   limboSla_ms: defaulted(size(integer(), 0, limits.reconcile_threshold_ms_max), 86_400_000),
   stuckAfter_ms: defaulted(size(integer(), 0, limits.reconcile_threshold_ms_max), 15 * 60_000),
   statementTolerance: defaulted(size(integer(), 0, Number.MAX_SAFE_INTEGER), 0),
-  logger: optional(object()),
+  logger: optional(LoggerShape),
 });
 
 /**
@@ -62,8 +62,8 @@ async function runReconciliation(
   pool: pg.Pool,
   input: ReconcileOptions & { trigger: 'schedule' | 'manual'; night: string | null },
 ): Promise<ReconciliationReport | undefined> {
-  const { logger: givenLogger, trigger, night, ...rest } = input;
-  const options = validate(Options, rest, 'options');
+  const { trigger, night, ...rest } = input;
+  const { logger: givenLogger, ...options } = validate(Options, rest, 'options');
   const logger = (givenLogger ?? defaultLogger()).child({ component: 'reconcile' });
   const asOf = options.asOf ?? new Date();
   const startedAt = new Date();
