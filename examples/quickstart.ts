@@ -1,15 +1,16 @@
 // The README's quick start, runnable: `DATABASE_URL=… npx tsx examples/quickstart.ts`.
-// test/examples.test.ts runs it and checks what it prints, so the README cannot rot.
+// test/examples.test.ts runs it (twice, as a retried request would) and checks what it prints
+// and the jobs it leaves, so the README cannot rot.
 import pg from 'pg';
 import { USD, dinero, toDecimal } from 'dinero.js/bigint';
 import { object, string } from 'superstruct';
-import { createAccount, defineTask, enqueue, getBalance, migrate, postTransfer } from 'ledgerbox';
+import { createAccount, defineTask, getBalance, migrate, postTransfer } from 'ledgerbox';
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
 await migrate({ pgPool: pool }); // on boot; safe when every replica does it at once
 
 // Once per task: its name and the contract of its payload (identifiers only).
-const sendReceipt = defineTask('payments.send_receipt', object({ transferId: string() }));
+const sendReceipt = defineTask('payments.send_receipt', object({ transferKey: string() }));
 
 await createAccount(pool, { key: 'cash', currency: 'USD', allowNegative: true });
 await createAccount(pool, { key: 'customer:42', currency: 'USD' });
@@ -19,12 +20,13 @@ await createAccount(pool, { key: 'customer:42', currency: 'USD' });
 const client = await pool.connect();
 try {
   await client.query('begin');
-  const transfer = await postTransfer(client, {
+  await postTransfer(client, {
     key: 'order:1001:capture', // idempotency key: a retry returns the same transfer
     legs: [{ from: 'cash', to: 'customer:42', amount: dinero({ amount: 2_500n, currency: USD }) }],
     metadata: { order: 1001 },
+    // added with the transfer by the call that writes it; a retry (replayed: true) adds none
+    jobs: [{ task: sendReceipt, payload: { transferKey: 'order:1001:capture' } }],
   });
-  await enqueue(client, sendReceipt, { transferId: transfer.id });
   await client.query('commit');
 } catch (error) {
   await client.query('rollback');

@@ -12,7 +12,7 @@ import {
   type NewEntry,
 } from './ledger-queries.js';
 import { lockLegAccounts, resolveLegs, toTransfer, writeTransfer, type PostingRequest } from './posting.js';
-import { TransferInputContract, type TransferInput } from './transfers.js';
+import { TransferInputContract, checkTransferJobs, postingJobsOf, type TransferInput } from './transfers.js';
 import type { Transfer } from './types.js';
 
 // The same contract as postTransfer's input, element by element, so paths read
@@ -28,11 +28,17 @@ interface BatchItem {
  * Posts many transfers in one transaction, all or nothing: the caller's (under a savepoint)
  * or one ledgerbox owns. Every account of the batch is locked once, in ascending id order;
  * funds are checked cumulatively in the given order. A key already posted with the same
- * request is replayed (`replayed: true`) and moves nothing. Returns the transfers in input order.
+ * request is replayed (`replayed: true`), moves nothing and adds none of its jobs; the jobs of
+ * the transfers written are added in the statement that writes their entries. Returns the
+ * transfers in input order.
  */
 export async function postTransfers(db: DatabaseHandle, transfers: TransferInput[]): Promise<Transfer[]> {
   const requests = validate(TransferBatch, transfers, 'transfers');
   assertDistinctKeys(requests.map((request) => request.key));
+  const jobs = checkTransferJobs(
+    requests.map((request) => request.jobs),
+    (transfer, job) => ['transfers', transfer, 'jobs', job],
+  );
   return inTransaction(db, async (db) => {
     const legPaths = requests.flatMap((request, index) => request.legs.map((_, leg) => `transfers.${index}.legs.${leg}.amount`));
     // One resolveLegs call for the whole batch: each currency is read once.
@@ -50,10 +56,11 @@ export async function postTransfers(db: DatabaseHandle, transfers: TransferInput
           transfer: { key: request.key, kind: 'posted', metadata: request.metadata, effectiveAt: request.effectiveAt },
           legs,
           phase: 'posted',
+          jobs: postingJobsOf(jobs, index),
         },
       };
     });
-    return writeBatch(db, items);
+    return writeBatch(db, items, jobs.jobKeyMode);
   });
 }
 
@@ -72,7 +79,7 @@ function assertDistinctKeys(keys: readonly string[]): void {
   }
 }
 
-async function writeBatch(db: Session, items: readonly BatchItem[]): Promise<Transfer[]> {
+async function writeBatch(db: Session, items: readonly BatchItem[], jobKeyMode: 'replace' | 'preserve_run_at'): Promise<Transfer[]> {
   const byKey = await lockLegAccounts(db, items.flatMap((item) => item.request.legs));
 
   // Under the locks, as in writeTransfer. Keys already written go through writeTransfer itself,
@@ -101,10 +108,12 @@ async function writeBatch(db: Session, items: readonly BatchItem[]): Promise<Tra
     });
   }
   // The cached balances follow in the same statement, by trigger; each transfer's balance is
-  // checked at commit (migrations/0001_ledger.sql).
+  // checked at commit (migrations/0001_ledger.sql). The jobs of the transfers written here (and
+  // of no replay) are added by that statement too.
   await insertEntriesOfTransfers(
     db,
     fresh.flatMap((item, position) => entries[position]!.map((entry) => ({ ...entry, transferId: rowByKey.get(item.request.transfer.key)!.id }))),
+    { specs: fresh.flatMap((item) => item.request.jobs?.specs ?? []), jobKeyMode },
   );
   for (const item of fresh) results.set(item.index, toTransfer(rowByKey.get(item.request.transfer.key)!, item.request.legs, [...byKey.values()], false));
   return items.map((item) => results.get(item.index)!);

@@ -1,7 +1,8 @@
-import { sql } from '@databases/pg';
+import { sql, type SQLQuery } from '@databases/pg';
 import { array, boolean, number, object, string, nullable, record, union, unknown, type Infer } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { CaughtDatabaseError, Int8Text, TimestampText, readRow, rebuiltDatabaseError } from '../db/rows.js';
+import { jobSpecsJson, type JobSpec } from '../outbox/outbox-queries.js';
 
 /** One statement per function, `db` first. Bigints travel as text in both directions. */
 
@@ -165,9 +166,30 @@ export interface NewEntry {
   amount: bigint;
 }
 
+/**
+ * The jobs that follow a posting (postTransfer's `jobs`), already checked as enqueue checks
+ * them: added by the statement that writes the transfer's entries, so never on a replay.
+ */
+export interface PostingJobs {
+  specs: readonly JobSpec[];
+  jobKeyMode: 'replace' | 'preserve_run_at';
+}
+
+/**
+ * `statement` (an INSERT) and ledgerbox.add_jobs in one statement: a CTE runs to completion
+ * whether or not it is read, and a job that cannot be added fails the statement, so the
+ * caller's transaction (or savepoint) undoes both. `statement` as it is without jobs.
+ */
+function withJobs(statement: SQLQuery, jobs: PostingJobs | undefined): SQLQuery {
+  if (jobs === undefined || jobs.specs.length === 0) return statement;
+  return sql`
+    with written as (${statement})
+    select count(*)::int as jobs from ledgerbox.add_jobs(${jobSpecsJson(jobs.specs)}::json, ${jobs.jobKeyMode === 'preserve_run_at'})`;
+}
+
 /** Phase and effective date are filled in by the database from the transfer. */
-export async function insertEntries(db: Session, transferId: string, entries: readonly NewEntry[]): Promise<void> {
-  await db.query(sql`
+export async function insertEntries(db: Session, transferId: string, entries: readonly NewEntry[], jobs?: PostingJobs): Promise<void> {
+  await db.query(withJobs(sql`
     insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
     select ${transferId}::uuid, entry.leg, entry.account_id, entry.currency, entry.amount
     from unnest(
@@ -176,7 +198,7 @@ export async function insertEntries(db: Session, transferId: string, entries: re
       ${entries.map((e) => e.currency)}::text[],
       ${entries.map((e) => e.amount.toString())}::bigint[]
     ) with ordinality as entry(leg, account_id, currency, amount, position)
-    order by entry.position`);
+    order by entry.position`, jobs));
 }
 
 export const EntryRow = object({
@@ -266,9 +288,12 @@ export async function insertPostedTransfers(
   return rows.map((row) => readRow(TransferRow, row, 'transfer'));
 }
 
-/** The entries of many transfers in one statement; phase and effective date come from each transfer. */
-export async function insertEntriesOfTransfers(db: Session, entries: readonly (NewEntry & { transferId: string })[]): Promise<void> {
-  await db.query(sql`
+/**
+ * The entries of many transfers in one statement; phase and effective date come from each
+ * transfer. `jobs`, those of the transfers just written, are added by the same statement.
+ */
+export async function insertEntriesOfTransfers(db: Session, entries: readonly (NewEntry & { transferId: string })[], jobs?: PostingJobs): Promise<void> {
+  await db.query(withJobs(sql`
     insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
     select entry.transfer_id, entry.leg, entry.account_id, entry.currency, entry.amount
     from unnest(
@@ -278,7 +303,7 @@ export async function insertEntriesOfTransfers(db: Session, entries: readonly (N
       ${entries.map((e) => e.currency)}::text[],
       ${entries.map((e) => e.amount.toString())}::bigint[]
     ) with ordinality as entry(transfer_id, leg, account_id, currency, amount, position)
-    order by entry.position`);
+    order by entry.position`, jobs));
 }
 
 const FastPostingResult = object({
@@ -298,12 +323,15 @@ const FastPostingAnswer = union([object({ posted: FastPostingResult }), object({
  * a refusal or anything unusual. An error the function caught (and undid) is thrown as the
  * node-postgres error the statement would have raised. Amounts travel as text, with the
  * dinero.js scale and exponent the caller gave, and are resolved to minor units on the server.
+ * With `jobs`, the same round trip adds them when (and only when) it writes the transfer, all or
+ * nothing (ledgerbox.try_post_transfer_with_jobs, migrations/0010_transfer_jobs.sql).
  */
 export async function tryPostTransfer(
   db: Session,
   request: {
     transfer: NewTransfer;
     legs: readonly { from: string; to: string; amount: { amount: bigint; currency: string; scale?: bigint | undefined; exponent?: bigint | undefined } }[];
+    jobs?: PostingJobs | undefined;
   },
 ): Promise<FastPostingResult | undefined> {
   const { transfer } = request;
@@ -324,7 +352,12 @@ export async function tryPostTransfer(
       exponent: leg.amount.exponent?.toString() ?? null,
     })),
   });
-  const [row] = await db.query(sql`select ledgerbox.try_post_transfer(${body}::jsonb) as answer`);
+  const { jobs } = request;
+  const [row] = await db.query(
+    jobs === undefined || jobs.specs.length === 0
+      ? sql`select ledgerbox.try_post_transfer(${body}::jsonb) as answer`
+      : sql`select ledgerbox.try_post_transfer_with_jobs(${body}::jsonb, ${jobSpecsJson(jobs.specs)}::json, ${jobs.jobKeyMode === 'preserve_run_at'}) as answer`,
+  );
   const answer = readRow(object({ answer: nullable(string()) }), row, 'posting').answer;
   if (answer === null) return undefined;
   const parsed = readRow(FastPostingAnswer, JSON.parse(answer), 'posting');

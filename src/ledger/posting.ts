@@ -14,8 +14,10 @@ import {
   type CurrencyRow,
   type NewEntry,
   type NewTransfer,
+  type PostingJobs,
   type TransferRow,
 } from './ledger-queries.js';
+import { addJobs } from '../outbox/outbox-queries.js';
 import type { Transfer, TransferKind } from './types.js';
 import { canonicalJson } from './canonical-json.js';
 
@@ -41,6 +43,8 @@ export interface PostingRequest {
   release?: ResolvedLeg;
   /** Runs after the accounts are locked and before anything is written; may throw. */
   precheck?: (db: Session) => Promise<void>;
+  /** Added with the transfer when this call writes it; a replay adds none. */
+  jobs?: PostingJobs | undefined;
 }
 
 /** Resolves every amount to the ledger's minor units, rejecting unknown currencies. @internal */
@@ -95,12 +99,13 @@ export async function lockLegAccounts(db: Session, legs: readonly ResolvedLeg[])
  * on the server, which does what writeTransfer does. Undefined when it wrote nothing and left
  * the case to writeTransfer: a replay, a refusal, anything unusual, so every error keeps its
  * one implementation here. On a pool the statement is its own transaction; inside the
- * caller's it needs no savepoint: the function never fails, it undoes its own writes.
+ * caller's it needs no savepoint: the function never fails, it undoes its own writes. `jobs`
+ * are added by the same statement when it writes the transfer; a job refused undoes it too.
  * @internal
  */
 export async function tryWriteInOneStatement(
   db: Session,
-  request: { transfer: NewTransfer; legs: readonly { from: string; to: string; amount: MinorUnits }[] },
+  request: { transfer: NewTransfer; legs: readonly { from: string; to: string; amount: MinorUnits }[]; jobs?: PostingJobs | undefined },
 ): Promise<Transfer | undefined> {
   const posted = await tryPostTransfer(db, request);
   if (posted === undefined) return undefined;
@@ -130,8 +135,10 @@ export async function writeTransfer(db: Session, request: PostingRequest): Promi
     return replay(db, winner, request);
   }
   // The cached balances follow in the same statements, by trigger (migrations/0001_ledger.sql):
-  // what assertFunds predicted above is what the database now enforces.
-  if (entries.length > 0) await insertEntries(db, row.id, entries);
+  // what assertFunds predicted above is what the database now enforces. The jobs go with the
+  // entries, in their statement: written here, so this call is the first to write the transfer.
+  if (entries.length > 0) await insertEntries(db, row.id, entries, request.jobs);
+  else if (request.jobs !== undefined && request.jobs.specs.length > 0) await addJobs(db, request.jobs.specs, request.jobs.jobKeyMode);
   return toTransfer(row, request.legs, accounts, false);
 }
 

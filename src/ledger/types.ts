@@ -52,6 +52,6 @@ export interface Transfer {
   expiresAt: Date | null;
   /** For a void_hold: 'voided' by a call, or 'expired'. */
   voidReason: 'voided' | 'expired' | null;
-  /** True when this call found the transfer already written under its key and changed nothing. */
+  /** True when this call found the transfer already written under its key and changed nothing (and added none of its jobs). */
   replayed: boolean;
 }
