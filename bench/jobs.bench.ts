@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { run, type Runner, type TaskList } from 'graphile-worker';
 import { prepareStatementsOn } from '../src/db/handle.ts';
 import { workerLoggerFor } from '../src/logger.ts';
-import type { WorkflowDefinition } from '../src/workflows/definition.ts';
+import { registryOf, type WorkflowDefinition } from '../src/workflows/definition.ts';
 import { runStep } from '../src/workflows/run-step.ts';
 import { enqueueStep, stepTask } from '../src/workflows/step-job.ts';
 import { insertWorkflow } from '../src/workflows/workflow-queries.ts';
@@ -20,7 +20,7 @@ const bareTask = 'bench_noop';
 const noopWorkflow: WorkflowDefinition<Record<string, never>> = {
   kind: 'bench_noop',
   firstStep: 'noop',
-  steps: { noop: { run: async () => ({ result: null, done: true }) } },
+  steps: { noop: { pure: true, run: async () => ({ result: null, done: true }) } },
   compensate: { run: async () => ({ result: null, done: true }) },
   maxAttempts: 5,
 };
@@ -71,7 +71,7 @@ const steps: Side = {
             await runStep(
               {
                 db: pool,
-                workflows: new Map([[noopWorkflow.kind, noopWorkflow]]),
+                workflows: registryOf([noopWorkflow]),
                 providers: {},
                 retry: { base_ms: 1_000, max_ms: 300_000 },
                 providerTimeout_ms: 10_000,

@@ -29,7 +29,25 @@ export {
   type StuckRow,
   type LimboRow,
 } from './operations/inspection.js';
-export type { HostTask } from './worker/task-handlers.js';
+export type { HostTask, TaskContext } from './worker/task-handlers.js';
+
+export {
+  defineWorkflow,
+  type Workflow,
+  type WorkflowDefinitionInput,
+  type WorkflowStep,
+  type DatabaseStep,
+  type ExternalStep,
+  type SignalStep,
+  type SleepStep,
+  type StepResult,
+  type StepDatabase,
+  type WorkflowContext,
+  type ExternalCallContext,
+  type ReceivedSignal,
+  type WorkflowJob,
+} from './workflows/define.js';
+export { startWorkflow, getWorkflow, signalWorkflow, type StartedWorkflow, type WorkflowState, type SignalOutcome } from './workflows/start.js';
 
 export { reconcile, type ReconcileOptions } from './reconcile/run.js';
 export type { ReconciliationReport, Finding, FindingKind, Severity } from './reconcile/types.js';

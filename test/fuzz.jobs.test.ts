@@ -35,7 +35,9 @@ import { deliverAlertsTask } from '../src/alerts/deliver-task.ts';
 import { checkPayload } from '../src/outbox/tasks.ts';
 import { reconcileTask, sendReportTask } from '../src/reconcile/tasks.ts';
 import { expireHoldsTask } from '../src/worker/runner.ts';
-import { exchangeSettled, exchangeWorkflow } from '../src/workflows/exchange/exchange.ts';
+import { exchangeSettled, exchangeWorkflowFor } from '../src/workflows/exchange/exchange.ts';
+import { registryOf } from '../src/workflows/definition.ts';
+import { compiledWorkflow } from '../src/workflows/define.ts';
 import { runStep } from '../src/workflows/run-step.ts';
 import { stepTask } from '../src/workflows/step-job.ts';
 import { useTestDatabase } from './support/database.ts';
@@ -144,8 +146,8 @@ test("valid payloads of every ledgerbox task, hostile identifiers included, are 
 test('a step job for no workflow, or for a step the workflow does not have, is refused with its code and writes nothing', async () => {
   const environment = {
     db: db.pool,
-    workflows: new Map([[exchangeWorkflow.kind, exchangeWorkflow]]),
-    providers: { fx: new FakeFxRateProvider({ rates: {} }), compliance: new FakeComplianceProvider() },
+    workflows: registryOf([compiledWorkflow(exchangeWorkflowFor({ fx: new FakeFxRateProvider({ rates: {} }), compliance: new FakeComplianceProvider() }))!]),
+    providers: undefined,
     retry: { base_ms: 1_000, max_ms: 10_000 },
     providerTimeout_ms: 1_000,
     compensationDelay_ms: 0,

@@ -1,6 +1,6 @@
 /**
- * The step engine's two ways of finishing a step (src/workflows/run-step.ts): a step that
- * touches no table is recorded in one statement that checks, under the workflow's lock, that
+ * The step engine's two ways of finishing a step (src/workflows/run-step.ts): a step declared
+ * pure (it touches no table) is recorded in one statement that checks, under the workflow's lock, that
  * nothing changed since the step read it; any other step runs in a transaction. These tests
  * drive runStep directly, race it on purpose, and read back what was written.
  */
@@ -10,7 +10,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { sql } from '@databases/pg';
 import { autocommitSession, type Session } from '../src/db/handle.ts';
-import type { WorkflowDefinition } from '../src/workflows/definition.ts';
+import { registryOf, type WorkflowDefinition } from '../src/workflows/definition.ts';
 import { JobTakenOver, runStep, type StepEnvironment, type StepJob } from '../src/workflows/run-step.ts';
 import { enqueueStep, stepJobKey } from '../src/workflows/step-job.ts';
 import { insertWorkflow } from '../src/workflows/workflow-queries.ts';
@@ -36,7 +36,7 @@ function countingPool(pool: pg.Pool): { handle: pg.Pool; statements: () => numbe
 function environment(handle: pg.Pool, definition: WorkflowDefinition<Record<string, never>>): StepEnvironment<Record<string, never>> {
   return {
     db: handle,
-    workflows: new Map([[definition.kind, definition]]),
+    workflows: registryOf([definition]),
     providers: {},
     retry: { base_ms: 1, max_ms: 10 },
     providerTimeout_ms: 1_000,
@@ -76,6 +76,7 @@ test('a step that touches no table is finished in one statement: the read before
     firstStep: 'decide',
     steps: {
       decide: {
+        pure: true,
         // a job of the host's, added with the step's result in the same statement
         run: async (_session, { workflow }) => (
           (runs += 1),
@@ -130,6 +131,7 @@ test('a step that touches no table, raced by a second delivery that finishes it 
     firstStep: 'decide',
     steps: {
       decide: {
+        pure: true,
         async run(_session, { workflow }) {
           runs += 1;
           // the first delivery pauses here while a second delivery of the same job runs whole
@@ -162,6 +164,7 @@ test('a step that touches no table, whose workflow changed after it was read: ru
     firstStep: 'decide',
     steps: {
       decide: {
+        pure: true,
         async run(_session, { workflow }) {
           runs += 1;
           // someone else touches the workflow row between the read and the finish (an operator's
@@ -187,20 +190,24 @@ test('a step that touches no table, whose workflow changed after it was read: ru
   });
 });
 
-test('a step that catches the refused query and returns anyway still runs in a transaction, and its write is kept', async () => {
+test('a database step runs once, in a transaction, and its write is kept; a pure step that queries fails its attempt and writes nothing', async () => {
   let runs = 0;
-  const sneaky: WorkflowDefinition<Record<string, never>> = {
-    kind: 'sneaky',
+  const steps: WorkflowDefinition<Record<string, never>> = {
+    kind: 'declared',
     firstStep: 'write',
     steps: {
       write: {
         async run(session, { workflow }) {
           runs += 1;
-          try {
-            await session.query(sql`insert into step_probe values (${workflow.id}::uuid, 'written')`);
-          } catch {
-            // a step that swallows its own database errors: it must not be finished without its write
-          }
+          await session.query(sql`insert into step_probe values (${workflow.id}::uuid, 'written')`);
+          return { result: null, next: 'sneaky' };
+        },
+      },
+      sneaky: {
+        // says it touches no table, and queries: refused, never half-finished without its write
+        pure: true,
+        async run(session, { workflow }) {
+          await session.query(sql`insert into step_probe values (${workflow.id}::uuid, 'sneaky')`);
           return { result: null, done: true };
         },
       },
@@ -208,16 +215,19 @@ test('a step that catches the refused query and returns anyway still runs in a t
     compensate: { run: async () => ({ result: null, done: true }) },
     maxAttempts: 3,
   };
-  const workflowId = await newWorkflow(sneaky.kind, 'write');
-  await runStep(environment(db.pool, sneaky), { workflowId, step: 'write' }, noJob);
-  assert.equal(runs, 2);
+  const workflowId = await newWorkflow(steps.kind, 'write');
+  await runStep(environment(db.pool, steps), { workflowId, step: 'write' }, noJob);
+  assert.equal(runs, 1, 'no probing run before the real one');
+  await runStep(environment(db.pool, steps), { workflowId, step: 'sneaky' }, noJob);
   assert.deepEqual(await written(workflowId), {
     results: [{ step: 'write', result: null }],
-    attempts: ['write:succeeded'],
-    workflow: 'completed@write',
-    jobs: [],
+    attempts: ['write:succeeded', 'sneaky:failed'],
+    workflow: 'running@sneaky',
+    jobs: ['sneaky'],
     probes: ['written'],
   });
+  const [attempt] = (await db.pool.query<{ error: string }>(`select error from ledgerbox.step_attempts where workflow_id = $1 and step = 'sneaky'`, [workflowId])).rows;
+  assert.match(attempt!.error, /\[invalid_input\] .*pure step/);
 });
 
 test('a job another worker holds now is not finished by the worker that lost it, with or without a transaction, and its new holder finishes it', async () => {
@@ -225,7 +235,7 @@ test('a job another worker holds now is not finished by the worker that lost it,
     kind: 'fenced',
     firstStep: 'pure',
     steps: {
-      pure: { run: async () => ({ result: null, next: 'writes' }) },
+      pure: { pure: true, run: async () => ({ result: null, next: 'writes' }) },
       writes: { run: async (session, { workflow }) => (await session.query(sql`insert into step_probe values (${workflow.id}::uuid, 'fenced')`), { result: null, done: true }) },
     },
     compensate: { run: async () => ({ result: null, done: true }) },
@@ -261,7 +271,7 @@ test("a finished step's job is deleted with its result, so it cannot be delivere
     kind: 'retiring',
     firstStep: 'pure',
     steps: {
-      pure: { run: async () => ({ result: null, next: 'writes' }) },
+      pure: { pure: true, run: async () => ({ result: null, next: 'writes' }) },
       writes: { run: async (session, { workflow }) => (await session.query(sql`insert into step_probe values (${workflow.id}::uuid, 'retired')`), { result: null, done: true }) },
     },
     compensate: { run: async () => ({ result: null, done: true }) },

@@ -130,7 +130,7 @@ export async function queryOnce(handle: DatabaseHandle, query: SQLQuery): Promis
  * transaction, and retries it on serialization failure or deadlock a bounded number of times.
  * @internal
  */
-export async function inTransaction<T>(handle: DatabaseHandle, work: (db: Session) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(handle: DatabaseHandle, work: (db: Session, client?: PgClient) => Promise<T>): Promise<T> {
   if (isDatabasesQueryable(handle)) {
     // A Transaction's tx() is a savepoint; a pool's or connection's tx() is a new transaction.
     if (isTransaction(handle)) return handle.tx((db) => work(databasesSession(db))).catch(rethrowAborted).catch(rethrowConflict);
@@ -208,10 +208,11 @@ function oneAtATime<T>(client: PgClient, call: () => Promise<T>): Promise<T> {
 
 let savepointSequence = 0;
 
-async function ownTransaction<T>(client: PgClient, work: (db: Session) => Promise<T>, names?: PreparedNames): Promise<T> {
+async function ownTransaction<T>(client: PgClient, work: (db: Session, client?: PgClient) => Promise<T>, names?: PreparedNames): Promise<T> {
   await client.query('begin');
   try {
-    const result = await work(pgSession(client, names));
+    // the client too, for work that hands the transaction on (a host's workflow step)
+    const result = await work(pgSession(client, names), client);
     await client.query('commit');
     return result;
   } catch (error) {
@@ -220,13 +221,13 @@ async function ownTransaction<T>(client: PgClient, work: (db: Session) => Promis
   }
 }
 
-async function underSavepoint<T>(client: PgClient, work: (db: Session) => Promise<T>): Promise<T> {
+async function underSavepoint<T>(client: PgClient, work: (db: Session, client?: PgClient) => Promise<T>): Promise<T> {
   const savepoint = `ledgerbox_${++savepointSequence}`;
   // The status pg reports can lag an error by a moment, so a failed transaction may first
   // show up here.
   await client.query(`savepoint ${savepoint}`).catch(rethrowAborted);
   try {
-    const result = await work(pgSession(client));
+    const result = await work(pgSession(client), client);
     await client.query(`release savepoint ${savepoint}`);
     return result;
   } catch (error) {

@@ -2,14 +2,14 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { parseCrontab, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
-import { array, boolean, integer, object, optional, size, string, type } from 'superstruct';
+import { any, array, boolean, integer, literal, object, optional, record, size, string, union } from 'superstruct';
 import { DeliveryOptions } from '../alerts/alert-contracts.js';
 import { deliverAlerts } from '../alerts/deliver.js';
 import { deliverAlertsTask, wakeAlertDelivery } from '../alerts/deliver-task.js';
 import { reportDeliveryFromEnv } from '../reconcile/report/index.js';
 import { nightlyCrontab, reconcileHandler, reconcileTask, sendReportHandler, sendReportTask, type ReportDelivery } from '../reconcile/tasks.js';
 import type { ReconcileOptions } from '../reconcile/run.js';
-import { validate } from '../contracts.js';
+import { LoggerShape, validate } from '../contracts.js';
 import { inTransaction, prepareStatementsOn, stopPreparingStatementsOn } from '../db/handle.js';
 import { InvalidInputError, LedgerboxError } from '../errors.js';
 import { limits } from '../limits.js';
@@ -18,8 +18,9 @@ import { defaultLogger, workerLoggerFor, type Logger } from '../logger.js';
 import { summariseBatches } from '../outbox/batches.js';
 import { DatabaseOptions, pendingMigrations } from '../db/migrate.js';
 import { defineTask, isTaskDefinition } from '../outbox/tasks.js';
-import type { WorkflowDefinition } from '../workflows/definition.js';
-import { exchangeWorkflow } from '../workflows/exchange/exchange.js';
+import { registryOf, type WorkflowDefinition } from '../workflows/definition.js';
+import { compiledWorkflow, type Workflow } from '../workflows/define.js';
+import { exchangeWorkflowFor } from '../workflows/exchange/exchange.js';
 import type { ExchangeProviders } from '../workflows/exchange/providers.js';
 import { runStep, type RetryPolicy } from '../workflows/run-step.js';
 import { stepTask } from '../workflows/step-job.js';
@@ -46,6 +47,13 @@ export interface WorkerOptions {
   pollInterval_ms?: number;
   /** The host's own tasks, run beside ledgerbox's. */
   tasks?: readonly HostTask<any>[];
+  /**
+   * The host's workflows (defineWorkflow) this process runs, each kind at the versions listed:
+   * list the old version beside the new one while workflows started on it are still running.
+   */
+  workflows?: readonly Workflow<any>[];
+  /** How long a workflow of a kind or version this process does not know waits before its step is offered again. Default 60 000. */
+  heldBackRetry_ms?: number;
   /** Extra crontab lines (graphile-worker syntax), beside ledgerbox's own schedule. */
   crontab?: string;
   /** The providers the exchange workflow calls. Required to run exchanges. */
@@ -105,14 +113,25 @@ const timer_ms_max = 2_147_483_647;
 const duration = (min: number) => optional(size(integer(), min, timer_ms_max));
 
 /** The worker's own numbers: whole, positive, within what a timer can wait. */
-const WorkerSettings = type({
+const WorkerSettings = object({
+  // the database and the host's objects are checked on their own, by shape (below)
+  connectionString: optional(any()),
+  pgPool: optional(any()),
+  logger: optional(LoggerShape),
+  providers: optional(object({ fx: any(), compliance: any() })),
+  workflows: optional(array(any())),
+  reconciliation: optional(union([literal(false), record(string(), any())])),
+  oncallWebhookUrl: optional(any()),
+  opsWebhookUrl: optional(any()),
+  noHandleSignals: optional(boolean()),
+  heldBackRetry_ms: duration(1),
   concurrency: duration(1),
   pollInterval_ms: duration(1),
   heartbeat_ms: duration(1),
   staleWorkerAfter_ms: duration(1),
   providerTimeout_ms: duration(1),
   compensationDelay_ms: duration(0),
-  retry: optional(type({ base_ms: duration(1), max_ms: duration(1) })),
+  retry: optional(object({ base_ms: duration(1), max_ms: duration(1) })),
   crontab: optional(string()),
   tasks: optional(array()),
   noPreparedStatements: optional(boolean()),
@@ -138,9 +157,27 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   validate(DatabaseOptions, { connectionString: options.connectionString, pgPool: options.pgPool }, 'options');
   validate(WorkerSettings, options, 'options');
   for (const [index, hostTask] of (options.tasks ?? []).entries()) {
-    if (!isTaskDefinition(hostTask?.task) || typeof hostTask.handler !== 'function') {
-      throw new LedgerboxError('unknown_task', `Expected \`options.tasks.${index}\` to be { task: a task made by defineTask, handler: a function }`, { details: { path: `options.tasks.${index}` } });
+    if (!isTaskDefinition(hostTask?.task) || typeof hostTask.handler !== 'function' || ![undefined, true, false].includes(hostTask.transaction)) {
+      throw new LedgerboxError('unknown_task', `Expected \`options.tasks.${index}\` to be { task: a task made by defineTask, handler: a function, transaction?: boolean }`, { details: { path: `options.tasks.${index}` } });
     }
+  }
+  const hostWorkflows = (options.workflows ?? []).map((workflow, index) => {
+    const compiled = compiledWorkflow(workflow);
+    if (compiled === undefined) {
+      throw new InvalidInputError(`Invalid \`options.workflows.${index}\`: expected a workflow made by defineWorkflow`, ['options', 'workflows', index], workflow);
+    }
+    return compiled;
+  });
+  const definitions: WorkflowDefinition<unknown>[] = [...hostWorkflows];
+  if (options.providers !== undefined) definitions.push(compiledWorkflow(exchangeWorkflowFor(options.providers))!);
+  const seenVersions = new Set<string>();
+  for (const [index, definition] of definitions.entries()) {
+    const name = `${definition.kind} version ${definition.version ?? 1}`;
+    if (seenVersions.has(name)) {
+      const why = definition.kind === 'exchange' && index === definitions.length - 1 ? ' (the exchange is ledgerbox\'s own: give yours another kind)' : '';
+      throw new InvalidInputError(`Invalid \`options.workflows\`: ${name} is listed twice${why}`, ['options', 'workflows'], name);
+    }
+    seenVersions.add(name);
   }
   if (options.crontab !== undefined) {
     try {
@@ -187,7 +224,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     pool.on('connect', (client) => client.on('error', (error) => logger.error({ err: error }, 'database connection failed')));
   }
   if (options.noPreparedStatements !== true) prepareStatementsOn(pool);
-  const workflows = new Map<string, WorkflowDefinition<ExchangeProviders>>([[exchangeWorkflow.kind, exchangeWorkflow]]);
+  const workflows = registryOf(definitions);
   const retry: RetryPolicy = { base_ms: options.retry?.base_ms ?? 1_000, max_ms: options.retry?.max_ms ?? 300_000 };
 
   const raiseAlert = async (failure: LastFailure) => {
@@ -203,9 +240,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }).catch((error: unknown) => logger.error({ err: error }, 'could not record the alert for a failed job'));
   };
   const taskList: TaskList = {};
-  // without providers this process cannot run steps: leave them to workers that can, rather
-  // than take them and fail them
-  if (options.providers !== undefined) taskList[stepTask.name] = contractChecked(
+  // with no workflow to run this process cannot run steps: leave them to workers that can,
+  // rather than take them and hold them back
+  if (definitions.length > 0) taskList[stepTask.name] = contractChecked(
       {
         task: stepTask,
         handler: async (payload, { logger: jobLogger, jobId, helpers }) => {
@@ -213,7 +250,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
             {
               db: pool,
               workflows,
-              providers: options.providers!,
+              providers: undefined,
+              ...(options.heldBackRetry_ms === undefined ? {} : { heldBackRetry_ms: options.heldBackRetry_ms }),
               retry,
               providerTimeout_ms: options.providerTimeout_ms ?? limits.provider_call_timeout_ms,
               compensationDelay_ms: options.compensationDelay_ms ?? 0,
@@ -251,7 +289,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     if (hostTask.task.name in taskList) {
       throw new LedgerboxError('unknown_task', `Task ${hostTask.task.name} is ledgerbox's own; give yours another name`);
     }
-    taskList[hostTask.task.name] = contractChecked(hostTask, logger, raiseAlert);
+    taskList[hostTask.task.name] = contractChecked(hostTask, logger, raiseAlert, pool);
   }
 
   // last, once every option is known good: the first statement on the pool

@@ -1,20 +1,46 @@
+import type pg from 'pg';
 import type { JobHelpers, Task } from 'graphile-worker';
+import { inTransaction } from '../db/handle.js';
 import type { Logger } from '../logger.js';
+import { completeJobInTransaction } from '../workflows/workflow-queries.js';
 import { checkPayload, type TaskDefinition } from '../outbox/tasks.js';
 import { JobTakenOver } from '../workflows/run-step.js';
 
-/** A host task: its definition (name and payload contract) and what to do with a job of it. */
-export interface HostTask<Payload> {
-  task: TaskDefinition<Payload>;
-  handler: (payload: Payload, context: { logger: Logger; jobId: string; attempt: number; helpers: JobHelpers }) => Promise<void>;
+export interface TaskContext {
+  logger: Logger;
+  jobId: string;
+  attempt: number;
+  helpers: JobHelpers;
 }
+
+/**
+ * A host task: its definition (name and payload contract) and what to do with a job of it.
+ * - At least once (the default): the handler may run again after a crash, for work outside the
+ *   database that is idempotent on its own (an email with an idempotency key).
+ * - `transaction: true`: the handler gets `db`, a connection inside a transaction that also
+ *   completes the job (River's JobCompleteTx): its writes and the job's completion commit
+ *   together, so a job redelivered after a crash finds itself done and never runs its writes twice.
+ */
+export type HostTask<Payload> =
+  | { task: TaskDefinition<Payload>; transaction?: false; handler: (payload: Payload, context: TaskContext) => Promise<void> }
+  | {
+      task: TaskDefinition<Payload>;
+      transaction: true;
+      /** `db`: pass it to any ledgerbox function or query with it; never commit, roll back or release it. */
+      handler: (payload: Payload, context: TaskContext & { db: pg.PoolClient | pg.Client }) => Promise<void>;
+    };
 
 /**
  * Wraps a handler so every job is checked against its task's contract before it runs, and logs
  * through a pino child bound to task, job id, attempt and (when the payload has one) workflow id.
  * @internal
  */
-export function contractChecked<Payload>(definition: HostTask<Payload>, logger: Logger, onLastFailure?: (failure: LastFailure) => Promise<void>): Task {
+export function contractChecked<Payload>(
+  definition: HostTask<Payload>,
+  logger: Logger,
+  onLastFailure?: (failure: LastFailure) => Promise<void>,
+  pool?: pg.Pool,
+): Task {
   return async (rawPayload, helpers) => {
     const job = helpers.job;
     const workflowId = (rawPayload as { workflowId?: unknown } | null)?.workflowId;
@@ -26,7 +52,20 @@ export function contractChecked<Payload>(definition: HostTask<Payload>, logger: 
     });
     try {
       const payload = checkPayload(definition.task, rawPayload);
-      await definition.handler(payload, { logger: jobLogger, jobId: job.id, attempt: job.attempts, helpers });
+      const context: TaskContext = { logger: jobLogger, jobId: job.id, attempt: job.attempts, helpers };
+      if (definition.transaction === true) {
+        if (pool === undefined) throw new Error('a transactional task needs the worker pool');
+        await inTransaction(pool, async (db, client) => {
+          await definition.handler(payload, { ...context, db: client! });
+          // the job goes with the handler's writes; if it is no longer ours, nothing of them commits
+          const lockedBy = job.locked_by;
+          if (lockedBy === null || !(await completeJobInTransaction(db, job.id, lockedBy))) {
+            throw new JobTakenOver(`job ${job.id} is no longer held by ${String(lockedBy)}: its writes are rolled back`);
+          }
+        });
+      } else {
+        await definition.handler(payload, context);
+      }
     } catch (error) {
       // not a failure: the job is another worker's now; failing it (guarded by the holder)
       // leaves that worker's job alone, where completing it would delete it

@@ -1,7 +1,8 @@
+import type pg from 'pg';
 import { autocommitSession, inOneStatement, inTransaction, type DatabaseHandle, type Row, type Session } from '../db/handle.js';
 import { LedgerboxError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { compensationStep, type StepDefinition, type StepOutcome, type WorkflowDefinition } from './definition.js';
+import { compensationStep, type StepDefinition, type StepOutcome, type WorkflowDefinition, type WorkflowRegistry } from './definition.js';
 import { jobSpecsJson } from '../outbox/outbox-queries.js';
 import { enqueueStep, stepJobSpec } from './step-job.js';
 import {
@@ -11,7 +12,9 @@ import {
   insertStepResult,
   lockWorkflowWithResults,
   recordProviderCall,
+  recordWait,
   selectStepContext,
+  setHeldBack,
   updateWorkflow,
   type WorkflowRow,
 } from './workflow-queries.js';
@@ -25,7 +28,10 @@ export interface RetryPolicy {
 
 export interface StepEnvironment<Providers> {
   db: DatabaseHandle;
-  workflows: ReadonlyMap<string, WorkflowDefinition<Providers>>;
+  /** What this worker can run: definitions by kind and version. */
+  workflows: WorkflowRegistry<Providers>;
+  /** How long a workflow of a kind or version this worker lacks waits before it is offered again. Default 60 s. */
+  heldBackRetry_ms?: number;
   providers: Providers;
   retry: RetryPolicy;
   /** Budget of one external call; past it the outcome is unknown and is looked up. */
@@ -79,11 +85,17 @@ export async function runStep<Providers>(
     throw new LedgerboxError('workflow_not_found', `No workflow ${payload.workflowId}`, { details: payload });
   }
   const { workflow } = context;
-  const definition = environment.workflows.get(workflow.kind);
-  const step = definition && (payload.step === compensationStep ? definition.compensate : Object.hasOwn(definition.steps, payload.step) ? definition.steps[payload.step] : undefined);
-  if (definition === undefined || step === undefined) {
-    throw new LedgerboxError('unknown_step', `Workflow kind ${workflow.kind} has no step ${payload.step}`, { details: payload });
+  const definition = environment.workflows.get(workflow.kind)?.get(workflow.version);
+  if (definition === undefined) {
+    await holdBack(environment, workflow, payload.step, job);
+    return;
   }
+  const step = payload.step === compensationStep ? definition.compensate : Object.hasOwn(definition.steps, payload.step) ? definition.steps[payload.step] : undefined;
+  if (step === undefined) {
+    throw new LedgerboxError('unknown_step', `Workflow kind ${workflow.kind} (version ${workflow.version}) has no step ${payload.step}`, { details: payload });
+  }
+  // a worker that knows this version again: the note of an older worker's refusal goes
+  if (workflow.held_back !== null) await setHeldBack(read, workflow.id, null);
   const logger = environment.logger.child({ workflowId: workflow.id, kind: workflow.kind, step: payload.step, jobId: job.id });
   const maxAttempts = step.maxAttempts ?? definition.maxAttempts;
   const due = !context.results.has(payload.step) && isDue(workflow, payload.step);
@@ -95,19 +107,33 @@ export async function runStep<Providers>(
     }
     const external = await externalAnswer(environment, step, context, payload.step, logger);
     const attempt = { maxAttempts, jobId: job.id, workerId: job.workerId, startedAt };
-    // a due step that touches no table is finished in one statement; anything else (a step that
-    // works in the database, a late or duplicate delivery) runs under the workflow's lock
-    if (due && (await finishWithoutTransaction(environment, step, context, payload.step, external, attempt, logger))) {
+    // a due pure step is finished in one statement; anything else (a step that works in the
+    // database, a late or duplicate delivery) runs under the workflow's lock
+    if (due && step.pure === true && (await finishWithoutTransaction(environment, step, context, payload.step, external, attempt, logger))) {
       logger.info('step succeeded');
       return;
     }
-    await inTransaction(environment.db, async (db) => {
+    await inTransaction(environment.db, async (db, client) => {
       const { workflow: locked, results: current } = await lockHeld(db, workflow.id, job);
       if (current.has(payload.step) || !isDue(locked, payload.step)) {
         await recordAttempt(db, payload, maxAttempts, job, 'already_done', null, startedAt);
         return;
       }
-      const outcome = await step.run(db, { workflow: locked, results: current, external, providers: environment.providers, logger });
+      const outcome = await step.run(step.pure === true ? refusingSession : db, {
+        workflow: locked,
+        results: current,
+        external,
+        providers: environment.providers,
+        logger,
+        client: step.pure === true ? null : (client ?? null),
+      });
+      if ('wait' in outcome) {
+        // not done: say what it waits for, and come back at its wake time (or when signalled)
+        await recordWait(db, workflow.id, { step: payload.step, until: outcome.wait.until, signals: outcome.wait.signals });
+        await recordAttempt(db, payload, maxAttempts, job, 'waiting', null, startedAt);
+        await enqueueStep(db, workflow.id, payload.step, outcome.wait.until);
+        return;
+      }
       if ('next' in outcome || 'done' in outcome) {
         // result, attempt, workflow state and the next step's job in one statement; the lock
         // is ours and the holder checked, so anything but finished is a bug, not a race
@@ -137,7 +163,7 @@ function finishing(
   workflowId: string,
   step: string,
   seenVersion: string | null,
-  outcome: Exclude<StepOutcome, { fail: string }>,
+  outcome: Extract<StepOutcome, { next: string } | { done: true }>,
   attempt: { maxAttempts: number; jobId: string | null; workerId: string | null; startedAt: Date },
 ): Parameters<typeof finishStep>[1] {
   const own = outcome.jobs ?? [];
@@ -149,21 +175,25 @@ function finishing(
   return { workflowId, step, seenVersion, result: outcome.result, attempt, workflow: { status, currentStep: step }, jobs: own.length > 0 ? jobSpecsJson(own) : null };
 }
 
-/** Raised by the probe session at a step's first query: the step needs its transaction. */
-class NeedsTransaction extends Error {}
+/** What a pure step is given as its database: any query is a mistake in its definition. */
+const refusingSession: Session = {
+  query(): Promise<Row[]> {
+    return Promise.reject(new LedgerboxError('invalid_input', 'A pure step (one that says it reads and writes nothing) queried the database: declare it a database step'));
+  },
+};
 
 /**
- * Tries a due step with no transaction: runs it on a session that refuses any query and, if it
- * made none and succeeded, records its result, attempt, the workflow's state and next job in
- * one statement that locks the workflow and writes only if this worker still holds the job and
- * the workflow is the version the step read (so the step's inputs were current). Most of the
- * work of a step that calls out (recording a decision, a quote) and every no-op step go this
- * way: two statements (the read before and this one) instead of five.
+ * Finishes a due pure step with no transaction: runs it (it reads and writes nothing) and
+ * records its result, attempt, the workflow's state and next job in one statement that locks
+ * the workflow and writes only if this worker still holds the job and the workflow is the
+ * version the step read (so the step's inputs were current). A step that calls out and decides
+ * on the answer, and every no-op step, go this way: two statements (the read before and this
+ * one) instead of five.
  *
- * Returns false when the step must run in a transaction instead: it queried (even if it caught
- * the refusal), it ended the workflow (the failure path writes more), or the workflow changed
- * since it was read. Running it again there is safe: a step is a function of its inputs and
- * recorded answers, and this attempt wrote nothing.
+ * Returns false when the step must run in a transaction instead: it ended the workflow (the
+ * failure path writes more) or waits, or the workflow changed since it was read. Running it
+ * again there is safe: a pure step is a function of its inputs and recorded answers, and this
+ * attempt wrote nothing.
  */
 async function finishWithoutTransaction<Providers>(
   environment: StepEnvironment<Providers>,
@@ -174,26 +204,33 @@ async function finishWithoutTransaction<Providers>(
   attempt: { maxAttempts: number; jobId: string | null; workerId: string | null; startedAt: Date },
   logger: Logger,
 ): Promise<boolean> {
-  let touched = false;
-  const refusing: Session = {
-    query(): Promise<Row[]> {
-      touched = true;
-      return Promise.reject(new NeedsTransaction('this step works in the database: it runs in a transaction'));
-    },
-  };
-  let outcome: StepOutcome;
-  try {
-    outcome = await step.run(refusing, { workflow: context.workflow, results: context.results, external, providers: environment.providers, logger });
-  } catch (error) {
-    if (touched) return false;
-    throw error;
-  }
-  if (touched || 'fail' in outcome) return false;
+  const outcome = await step.run(refusingSession, { workflow: context.workflow, results: context.results, external, providers: environment.providers, logger, client: null });
+  if ('fail' in outcome || 'wait' in outcome) return false;
   const finished = await inOneStatement(environment.db, (db) => finishStep(db, finishing(context.workflow.id, stepName, context.version, outcome, attempt)));
   if (finished === 'fenced') throw new JobTakenOver(`job ${attempt.jobId} is no longer held by ${attempt.workerId}`);
   if (finished === 'missing') throw new LedgerboxError('workflow_not_found', `No workflow ${context.workflow.id}`, { details: { workflowId: context.workflow.id } });
   if (finished === 'changed') logger.debug('the workflow changed since the step read it; running the step under its lock');
   return finished === 'finished';
+}
+
+/**
+ * A workflow of a kind or version this worker does not know: left alone (nothing of it runs
+ * here), said so on the workflow row (held_back, which stuckWorkflows lists) and in the log,
+ * and its step offered again later, to this worker or to one that knows the version.
+ */
+async function holdBack<Providers>(environment: StepEnvironment<Providers>, workflow: WorkflowRow, step: string, job: StepJob): Promise<void> {
+  const known = [...(environment.workflows.get(workflow.kind)?.keys() ?? [])];
+  const reason =
+    known.length === 0
+      ? `no worker here knows workflow kind ${workflow.kind} (version ${workflow.version}); left alone`
+      : `workflow ${workflow.kind} is version ${workflow.version}; the worker knows version ${known.join(', ')}: left alone until a worker with version ${workflow.version} runs it`;
+  environment.logger.warn({ workflowId: workflow.id, kind: workflow.kind, version: workflow.version, knownVersions: known, step, jobId: job.id, code: 'unknown_workflow_version' }, reason);
+  const retry_ms = environment.heldBackRetry_ms ?? 60_000;
+  await inTransaction(environment.db, async (db) => {
+    await setHeldBack(db, workflow.id, reason);
+    // the same job key: replaces this step's pending job (this one is retired when it returns)
+    await enqueueStep(db, workflow.id, step, new Date(Date.now() + retry_ms));
+  });
 }
 
 /** The idempotency key of a step's external call: the same on every attempt. */
@@ -236,6 +273,7 @@ async function externalAnswer<Providers>(
   const read = autocommitSession(environment.db);
   const response = await step.external.call({
     db: read,
+    handle: environment.db,
     workflow,
     results,
     idempotencyKey,
@@ -252,7 +290,7 @@ async function recordAttempt(
   payload: { workflowId: string; step: string },
   maxAttempts: number,
   job: StepJob,
-  outcome: 'succeeded' | 'failed' | 'already_done',
+  outcome: 'succeeded' | 'failed' | 'already_done' | 'waiting',
   error: string | null,
   startedAt: Date,
 ): Promise<number> {

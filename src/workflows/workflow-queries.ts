@@ -1,5 +1,5 @@
 import { sql } from '@databases/pg';
-import { enums, nullable, number, object, record, string, unknown, type Infer } from 'superstruct';
+import { array, boolean, enums, integer, nullable, number, object, record, string, unknown, type Infer } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { Int8Text, TimestampText, readRow } from '../db/rows.js';
 
@@ -16,6 +16,12 @@ export const WorkflowRow = object({
   subject: record(string(), unknown()),
   failed_step: nullable(string()),
   failure_reason: nullable(string()),
+  version: integer(),
+  subject_key: nullable(string()),
+  wait_step: nullable(string()),
+  waiting_for: nullable(array(string())),
+  wake_at: nullable(TimestampText),
+  held_back: nullable(string()),
   created_at: TimestampText,
   updated_at: TimestampText,
 });
@@ -23,15 +29,16 @@ export type WorkflowRow = Infer<typeof WorkflowRow>;
 
 const workflowColumns = sql`
   w.id::text as id, w.kind, w.key, w.status, w.current_step, w.subject, w.failed_step, w.failure_reason,
+  w.version, w.subject_key, w.wait_step, w.waiting_for, ${iso('w.wake_at')} as wake_at, w.held_back,
   ${iso('w.created_at')} as created_at, ${iso('w.updated_at')} as updated_at`;
 
 export async function insertWorkflow(
   db: Session,
-  workflow: { kind: string; key: string; firstStep: string; subject: Record<string, unknown> },
+  workflow: { kind: string; key: string; firstStep: string; subject: Record<string, unknown>; version?: number },
 ): Promise<WorkflowRow | undefined> {
   const [row] = await db.query(sql`
-    insert into ledgerbox.workflows as w (kind, key, current_step, subject)
-    values (${workflow.kind}, ${workflow.key}, ${workflow.firstStep}, ${JSON.stringify(workflow.subject)}::jsonb)
+    insert into ledgerbox.workflows as w (kind, key, current_step, subject, version)
+    values (${workflow.kind}, ${workflow.key}, ${workflow.firstStep}, ${JSON.stringify(workflow.subject)}::jsonb, ${workflow.version ?? 1})
     on conflict (key) do nothing
     returning ${workflowColumns}`);
   return row === undefined ? undefined : readRow(WorkflowRow, row, 'workflow');
@@ -85,7 +92,7 @@ export async function insertStepAttempt(
     maxAttempts: number;
     jobId: string | null;
     workerId: string | null;
-    outcome: 'succeeded' | 'failed' | 'already_done';
+    outcome: 'succeeded' | 'failed' | 'already_done' | 'waiting';
     error: string | null;
     startedAt: Date;
   },
@@ -169,10 +176,12 @@ export async function lockWorkflowWithResults(
 ): Promise<{ workflow: WorkflowRow; holder: string | null; results: Map<string, unknown> } | undefined> {
   const [row] = await db.query(sql`
     select ${workflowColumns}, ledgerbox.job_lock_holder(${jobId}::bigint) as job_holder,
+      -- every transfer the step's transaction makes is this workflow's (transfers.workflow_id)
+      set_config('ledgerbox.workflow_id', w.id::text, true) as tagged,
       (select coalesce(jsonb_object_agg(r.step, r.result), '{}') from ledgerbox.step_results r where r.workflow_id = w.id) as step_results
     from ledgerbox.workflows w where w.id = ${id}::uuid for update of w`);
   if (row === undefined) return undefined;
-  const { job_holder: holder, step_results: results, ...workflow } = row as Record<string, unknown>;
+  const { job_holder: holder, step_results: results, tagged: _tagged, ...workflow } = row as Record<string, unknown>;
   return {
     workflow: readRow(WorkflowRow, workflow, 'workflow'),
     holder: readRow(LockHolderRow, { holder }, 'job lock').holder,
@@ -229,4 +238,102 @@ export async function finishStep(
       ${finish.attempt.startedAt.toISOString()}::timestamptz, ${JSON.stringify(finish.result)}::jsonb,
       ${finish.workflow.status}, ${finish.workflow.currentStep}, ${finish.jobs}::json) as outcome`);
   return readRow(FinishStepRow, row, 'finished step').outcome;
+}
+
+const StartedRow = object({
+  workflow_id: string(),
+  status: string(),
+  replayed: boolean(),
+  existing_kind: string(),
+  existing_version: integer(),
+  existing_subject: record(string(), unknown()),
+  existing_subject_key: nullable(string()),
+});
+export type StartedRow = Infer<typeof StartedRow>;
+
+/**
+ * Starts a workflow in one statement (ledgerbox.start_workflow, migration 0009): inserted and its
+ * first step enqueued, or queued behind its subject's active workflow, or the row already under
+ * this key (replayed) for the caller to compare.
+ */
+export async function startWorkflowRow(
+  db: Session,
+  start: { kind: string; version: number; key: string; subject: Record<string, unknown>; subjectKey: string | null; firstStep: string; jobs: string | null },
+): Promise<StartedRow> {
+  const [row] = await db.query(sql`
+    select workflow_id::text as workflow_id, status, replayed, existing_kind, existing_version, existing_subject, existing_subject_key
+    from ledgerbox.start_workflow(${start.kind}, ${start.version}::int, ${start.key}, ${JSON.stringify(start.subject)}::jsonb,
+      ${start.subjectKey}, ${start.firstStep}, ${start.jobs}::json)`);
+  return readRow(StartedRow, row, 'started workflow');
+}
+
+const SignalRow = object({
+  signal_id: Int8Text,
+  workflow_id: string(),
+  outcome: enums(['delivered', 'recorded', 'late', 'duplicate', 'conflict']),
+  workflow_status: string(),
+  existing_name: nullable(string()),
+  existing_payload: nullable(record(string(), unknown())),
+});
+export type SignalRow = Infer<typeof SignalRow>;
+
+/** Records a signal and wakes its waiting step (ledgerbox.signal_workflow, migration 0009); undefined: no such workflow. */
+export async function insertSignal(
+  db: Session,
+  signal: { workflow: string; byKey: boolean; name: string; signalKey: string; payload: Record<string, unknown> },
+): Promise<SignalRow | undefined> {
+  const [row] = await db.query(sql`
+    select signal_id::text as signal_id, workflow_id::text as workflow_id, outcome, workflow_status, existing_name, existing_payload
+    from ledgerbox.signal_workflow(${signal.workflow}, ${signal.byKey}, ${signal.name}, ${signal.signalKey}, ${JSON.stringify(signal.payload)}::jsonb)`);
+  return row === undefined ? undefined : readRow(SignalRow, row, 'signal');
+}
+
+const ConsumedSignalRow = object({ id: Int8Text, name: string(), signal_key: string(), payload: record(string(), unknown()), received_at: TimestampText });
+export type ConsumedSignalRow = Infer<typeof ConsumedSignalRow>;
+
+/**
+ * Takes the oldest signal of one of `names` not yet consumed, for `step`, under the workflow's
+ * lock (the caller holds it): consumed in the transaction that records the step's result.
+ */
+export async function consumeSignal(db: Session, workflowId: string, step: string, names: readonly string[]): Promise<ConsumedSignalRow | undefined> {
+  const [row] = await db.query(sql`
+    update ledgerbox.workflow_signals s set consumed_step = ${step}, consumed_at = now()
+    where s.id = (
+      select u.id from ledgerbox.workflow_signals u
+      where u.workflow_id = ${workflowId}::uuid and u.consumed_step is null and u.name = any(${names as string[]}::text[])
+      order by u.id limit 1)
+    returning s.id::text as id, s.name, s.signal_key, s.payload, ${iso('s.received_at')} as received_at`);
+  return row === undefined ? undefined : readRow(ConsumedSignalRow, row, 'signal');
+}
+
+/**
+ * A step begins or goes on waiting: what for and until when, on the workflow row (for
+ * signalWorkflow to wake it, and for the operator), in the step's transaction.
+ */
+export async function recordWait(db: Session, workflowId: string, wait: { step: string; until: Date; signals: readonly string[] }): Promise<void> {
+  await db.query(sql`
+    update ledgerbox.workflows set wait_step = ${wait.step}, waiting_for = ${wait.signals as string[]}::text[],
+      wake_at = ${wait.until.toISOString()}::timestamptz, updated_at = now()
+    where id = ${workflowId}::uuid`);
+}
+
+/** A wait has ended (a signal came, or the deadline passed: then its names are remembered, so a later one is late). */
+export async function endWait(db: Session, workflowId: string, ended: { deadlinePassed: boolean; signals: readonly string[] }): Promise<void> {
+  await db.query(sql`
+    update ledgerbox.workflows set wait_step = null, waiting_for = null, wake_at = null,
+      ended_waits = case when ${ended.deadlinePassed} then ended_waits || ${ended.signals as string[]}::text[] else ended_waits end
+    where id = ${workflowId}::uuid`);
+}
+
+/** Says on the workflow why this worker left it alone (an unknown kind or version); null clears it. */
+export async function setHeldBack(db: Session, workflowId: string, reason: string | null): Promise<void> {
+  await db.query(sql`update ledgerbox.workflows set held_back = ${reason} where id = ${workflowId}::uuid and held_back is distinct from ${reason}`);
+}
+
+const CompletedJobRow = object({ completed: boolean() });
+
+/** Deletes a host task's job in the task's own transaction (ledgerbox.complete_job); false: no longer this worker's. */
+export async function completeJobInTransaction(db: Session, jobId: string, workerId: string): Promise<boolean> {
+  const [row] = await db.query(sql`select ledgerbox.complete_job(${jobId}::bigint, ${workerId}) as completed`);
+  return readRow(CompletedJobRow, row, 'completed job').completed;
 }

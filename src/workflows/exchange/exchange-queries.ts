@@ -97,31 +97,25 @@ export async function selectExchangeStart(
  * The workflow, its exchange and its first step's job (ledgerbox.add_jobs, as enqueueStep adds
  * it) in one statement. False when the key was taken meanwhile: nothing was written.
  */
-export async function insertExchangeWorkflow(
+/**
+ * Makes the transfers this transaction posts from now on the workflow's (transfers.workflow_id,
+ * migration 0009), as a step's transaction does: for the hold startExchange places.
+ */
+export async function tagTransfersWith(db: Session, workflowId: string): Promise<void> {
+  await db.query(sql`select set_config('ledgerbox.workflow_id', ${workflowId}, true)`);
+}
+
+/** The exchange's own row; and the host's later transfers in this transaction are no longer tagged as the exchange's. */
+export async function insertExchange(
   db: Session,
-  start: {
-    workflowId: string;
-    kind: string;
-    key: string;
-    firstStep: string;
-    subject: Record<string, unknown>;
-    exchange: { sourceAccount: string; targetAccount: string; sourceCurrency: string; targetCurrency: string; sourceAmount: bigint; holdId: string };
-    firstJob: string;
-  },
-): Promise<boolean> {
-  const { exchange } = start;
-  const rows = await db.query(sql`
-    with workflow as (
-      insert into ledgerbox.workflows (id, kind, key, current_step, subject)
-      values (${start.workflowId}::uuid, ${start.kind}, ${start.key}, ${start.firstStep}, ${JSON.stringify(start.subject)}::jsonb)
-      on conflict (key) do nothing
-      returning id
-    ), exchange as (
+  exchange: { workflowId: string; sourceAccount: string; targetAccount: string; sourceCurrency: string; targetCurrency: string; sourceAmount: bigint; holdId: string },
+): Promise<void> {
+  await db.query(sql`
+    with exchange as (
       insert into ledgerbox.exchanges (workflow_id, source_account, target_account, source_currency, target_currency, source_amount, hold_id)
-      select workflow.id, ${exchange.sourceAccount}, ${exchange.targetAccount}, ${exchange.sourceCurrency},
-        ${exchange.targetCurrency}, ${exchange.sourceAmount.toString()}::bigint, ${exchange.holdId}::uuid
-      from workflow
+      values (${exchange.workflowId}::uuid, ${exchange.sourceAccount}, ${exchange.targetAccount}, ${exchange.sourceCurrency},
+        ${exchange.targetCurrency}, ${exchange.sourceAmount.toString()}::bigint, ${exchange.holdId}::uuid)
+      returning 1
     )
-    select (select count(*) from ledgerbox.add_jobs(${start.firstJob}::json)) as jobs from workflow`);
-  return rows.length === 1;
+    select set_config('ledgerbox.workflow_id', '', true) from exchange`);
 }

@@ -10,10 +10,10 @@ import { reverseInSession } from '../../ledger/transfers.js';
 import { limits } from '../../limits.js';
 import { PositiveMoney, readMoney, toDinero, toLedgerMinorUnits, type MoneyInput } from '../../money/money.js';
 import { defineTask } from '../../outbox/tasks.js';
-import type { StepDefinition, WorkflowDefinition } from '../definition.js';
-import { stepJobJson } from '../step-job.js';
+import { defineWorkflow, type StepDatabase, type Workflow } from '../define.js';
+import { startInSession } from '../start.js';
 import { selectWorkflowByKey } from '../workflow-queries.js';
-import { insertExchangeWorkflow, selectExchange, selectExchangeStart, storeQuote, storeSettlement, type ExchangeRow } from './exchange-queries.js';
+import { insertExchange, selectExchange, selectExchangeStart, storeQuote, storeSettlement, tagTransfersWith, type ExchangeRow } from './exchange-queries.js';
 import type { ComplianceDecision, ExchangeProviders, FxQuote } from './providers.js';
 
 /**
@@ -119,6 +119,12 @@ export async function startExchange(
       if (start.clearing.includes(clearing)) continue;
       await insertAccount(db, { key: clearing, currency: code, allowNegative: true, metadata: { purpose: 'fx clearing' } });
     }
+    // the workflow first (its first step's job commits with everything else), then the hold,
+    // made as the workflow's (transfers.workflow_id), then the exchange's own row
+    const started = await startInSession(db, exchangeWorkflow, { key: request.key, input: { from: source.key, to: target.key }, subject: null, jobs: null, firstStep: 'lock_rate' });
+    if (started.replayed) throw new LedgerboxError('transaction_conflict', `Exchange ${request.key} was started concurrently; retry to get it`, { retryable: true });
+    const workflowId = started.workflowId;
+    await tagTransfersWith(db, workflowId);
     const hold = await holdInSession(db, {
       key: `${request.key}:hold`,
       from: source.key,
@@ -128,26 +134,16 @@ export async function startExchange(
       expiresAt: new Date(Date.now() + request.holdFor_ms),
       metadata: { exchange: request.key, ...request.metadata },
     });
-    // the workflow, its exchange and its first step in one statement, after the hold: the
-    // clearing account the hold locked is held for as few round trips as possible
-    const workflowId = randomUUID();
-    const inserted = await insertExchangeWorkflow(db, {
+    // the exchange's row, and the host's later transfers in this transaction no longer tagged
+    await insertExchange(db, {
       workflowId,
-      kind: exchangeWorkflow.kind,
-      key: request.key,
-      firstStep: exchangeWorkflow.firstStep,
-      subject: { from: source.key, to: target.key, holdId: hold.id },
-      exchange: {
-        sourceAccount: source.key,
-        targetAccount: target.key,
-        sourceCurrency: source.currency,
-        targetCurrency: target.currency,
-        sourceAmount,
-        holdId: hold.id,
-      },
-      firstJob: stepJobJson(workflowId, exchangeWorkflow.firstStep),
+      sourceAccount: source.key,
+      targetAccount: target.key,
+      sourceCurrency: source.currency,
+      targetCurrency: target.currency,
+      sourceAmount,
+      holdId: hold.id,
     });
-    if (!inserted) throw new LedgerboxError('transaction_conflict', `Exchange ${request.key} was started concurrently; retry to get it`, { retryable: true });
     return { exchangeId: workflowId, holdId: hold.id, replayed: false };
   });
 }
@@ -171,61 +167,11 @@ async function replay(
   return { exchangeId: workflowId, holdId: exchange.hold_id, replayed: true };
 }
 
-/** Asks once; on a timeout, asks what became of the key instead of asking again blindly. */
-async function callWithLookup<T>(call: () => Promise<T>, lookup: () => Promise<T | undefined>, what: string, timeout_ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      call(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new LedgerboxError('provider_timeout', `${what} did not answer in ${timeout_ms} ms`, { retryable: true })),
-          timeout_ms,
-        );
-      }),
-    ]);
-  } catch (error) {
-    if (!(error instanceof LedgerboxError && error.code === 'provider_timeout')) throw error;
-    const known = await lookup();
-    if (known === undefined) throw error; // it never happened: the next attempt may ask again
-    return known;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 async function exchangeOf(db: Session, workflowId: string): Promise<ExchangeRow> {
   const exchange = await selectExchange(db, workflowId);
   if (exchange === undefined) throw new LedgerboxError('workflow_not_found', `Workflow ${workflowId} has no exchange`);
   return exchange;
 }
-
-const lockRate: StepDefinition<ExchangeProviders> = {
-  external: {
-    provider: 'fx',
-    async call({ db, workflow, idempotencyKey, timeout_ms, providers }) {
-      const exchange = await exchangeOf(db, workflow.id);
-      const quote = await callWithLookup<FxQuote>(
-        () => providers.fx.quote({ from: exchange.source_currency, to: exchange.target_currency, idempotencyKey }),
-        () => providers.fx.lookup(idempotencyKey),
-        'the FX rate provider',
-        timeout_ms,
-      );
-      return { quoteId: quote.quoteId, rate: { amount: quote.rate.amount.toString(), scale: quote.rate.scale }, expiresAt: quote.expiresAt.toISOString() };
-    },
-  },
-  // the quote is fetched once and stored; every later step and retry reads the stored one
-  async run(db, { workflow, external }) {
-    const quote = validate(StoredQuote, external, 'quote');
-    await storeQuote(db, workflow.id, {
-      quoteId: quote.quoteId,
-      rateAmount: BigInt(quote.rate.amount),
-      rateScale: quote.rate.scale,
-      expiresAt: new Date(quote.expiresAt),
-    });
-    return { result: quote, next: 'compliance' };
-  },
-};
 
 const StoredQuote = object({
   quoteId: string(),
@@ -234,34 +180,6 @@ const StoredQuote = object({
 });
 
 const StoredDecision = object({ decision: enums(['approved', 'declined']), reference: string(), reason: optional(string()) });
-
-const compliance: StepDefinition<ExchangeProviders> = {
-  external: {
-    provider: 'compliance',
-    async call({ db, workflow, idempotencyKey, timeout_ms, providers }) {
-      const exchange = await exchangeOf(db, workflow.id);
-      return callWithLookup<ComplianceDecision>(
-        () =>
-          providers.compliance.check({
-            account: exchange.source_account,
-            amount: exchange.source_amount,
-            currency: exchange.source_currency,
-            idempotencyKey,
-          }),
-        () => providers.compliance.lookup(idempotencyKey),
-        'the compliance provider',
-        timeout_ms,
-      );
-    },
-  },
-  async run(_db, { external }) {
-    const decision = validate(StoredDecision, external, 'decision');
-    if (decision.decision === 'declined') {
-      return { result: decision, fail: `compliance declined (${decision.reference}${decision.reason ? `: ${decision.reason}` : ''})` };
-    }
-    return { result: decision, next: 'settle' };
-  },
-};
 
 /**
  * The converted amount: source × rate, rounded half-to-even (banker's rounding) to the target
@@ -284,8 +202,8 @@ export function convertAmount(
   return toSnapshot(transformScale(converted, BigInt(target.exponent), halfEven)).amount;
 }
 
-const settle: StepDefinition<ExchangeProviders> = {
-  async run(db, { workflow }) {
+/** Converts at the stored quote and posts the hold with the target leg: the money moves here. */
+async function settle(db: Session, workflow: { id: string; key: string }) {
     const exchange = await exchangeOf(db, workflow.id);
     if (exchange.quote_expires_at === null || exchange.rate_amount === null || exchange.rate_scale === null) {
       throw new LedgerboxError('workflow_not_found', `Exchange ${workflow.key} has no stored quote`);
@@ -319,42 +237,102 @@ const settle: StepDefinition<ExchangeProviders> = {
       throw error;
     }
     await storeSettlement(db, workflow.id, { transferId: settlement.id, targetAmount });
-    return { result: { settlementId: settlement.id, targetAmount: targetAmount.toString() }, next: 'notify' };
-  },
-};
-
-const notify: StepDefinition<ExchangeProviders> = {
-  // the money has moved: a notification that cannot be queued is for an operator, not a reversal
-  compensateWhenExhausted: false,
-  // the host's job is added with the step's result, in one statement (no transaction of its own)
-  async run(_db, { workflow }) {
-    const settled = { task: exchangeSettled.name, payload: { exchangeId: workflow.id }, queue: null, runAt: null, maxAttempts: null, jobKey: `ledgerbox:exchange_settled:${workflow.id}`, priority: null };
-    return { result: { notified: exchangeSettled.name }, done: true, jobs: [settled] };
-  },
-};
+    return { result: { settlementId: settlement.id, targetAmount: targetAmount.toString() }, next: 'notify' } as const;
+}
 
 /** Puts the money back: voids the hold if it was never settled, reverses the settlement if it was. */
-const compensate: StepDefinition<ExchangeProviders> = {
-  async run(db, { workflow }) {
+async function compensate(db: Session, workflow: { id: string; key: string }) {
     const exchange = await exchangeOf(db, workflow.id);
     if (exchange.settlement_id !== null) {
       const reversal = await reverseInSession(db, { key: `${workflow.key}:reverse`, transferId: exchange.settlement_id, metadata: { exchange: workflow.key } });
-      return { result: { reversedBy: reversal.id }, done: true };
+      return { result: { reversedBy: reversal.id }, complete: true } as const;
     }
     const resolution = await selectTransferReferencing(db, { holdId: exchange.hold_id });
-    if (resolution !== undefined) return { result: { holdAlready: resolution.kind, by: resolution.id }, done: true };
+    if (resolution !== undefined) return { result: { holdAlready: resolution.kind, by: resolution.id }, complete: true } as const;
     const voided = await voidOne(db, `${workflow.key}:void`, exchange.hold_id, 'voided', { exchange: workflow.key });
-    return { result: { voidedBy: voided.id }, done: true };
-  },
-};
+    return { result: { voidedBy: voided.id }, complete: true } as const;
+}
 
-export const exchangeWorkflow: WorkflowDefinition<ExchangeProviders> = {
-  kind: 'exchange',
-  firstStep: 'lock_rate',
-  steps: { lock_rate: lockRate, compliance, settle, notify },
-  compensate,
-  maxAttempts: 5,
-};
+const ExchangeWorkflowInput = object({ from: AccountKey, to: AccountKey });
+
+/** The quote as recorded: JSON, so the rate's bigint is a string. */
+function quoteAnswer(quote: FxQuote) {
+  return { quoteId: quote.quoteId, rate: { amount: quote.rate.amount.toString(), scale: quote.rate.scale }, expiresAt: quote.expiresAt.toISOString() };
+}
+
+const session = (db: StepDatabase | DatabaseHandle): Session => autocommitSession(db);
+
+/**
+ * The currency exchange as a workflow on the public API, calling these providers: lock the
+ * rate (FX provider, once, stored), compliance (decided on the recorded answer, no
+ * transaction), settle (the money moves), notify (the host's exchange_settled job). Each worker
+ * that runs exchanges makes its own with its providers (startWorker({ providers }) does).
+ * @internal
+ */
+export function exchangeWorkflowFor(providers: ExchangeProviders): Workflow<{ from: string; to: string }> {
+  return defineWorkflow({
+    kind: 'exchange',
+    version: 1,
+    input: ExchangeWorkflowInput,
+    maxAttempts: 5,
+    steps: {
+      lock_rate: {
+        type: 'external',
+        provider: 'fx',
+        async call({ db, workflowId, idempotencyKey }) {
+          const exchange = await exchangeOf(session(db), workflowId);
+          return quoteAnswer(await providers.fx.quote({ from: exchange.source_currency, to: exchange.target_currency, idempotencyKey }));
+        },
+        async lookup({ idempotencyKey }) {
+          const quote = await providers.fx.lookup(idempotencyKey);
+          return quote === undefined ? undefined : quoteAnswer(quote);
+        },
+        // the quote is fetched once and stored; every later step and retry reads the stored one
+        async record(db, { workflowId, answer }) {
+          const quote = validate(StoredQuote, answer, 'quote');
+          await storeQuote(session(db), workflowId, { quoteId: quote.quoteId, rateAmount: BigInt(quote.rate.amount), rateScale: quote.rate.scale, expiresAt: new Date(quote.expiresAt) });
+          return { result: quote, next: 'compliance' };
+        },
+      },
+      compliance: {
+        type: 'external',
+        provider: 'compliance',
+        async call({ db, workflowId, idempotencyKey }) {
+          const exchange = await exchangeOf(session(db), workflowId);
+          return providers.compliance.check({ account: exchange.source_account, amount: exchange.source_amount, currency: exchange.source_currency, idempotencyKey });
+        },
+        lookup: ({ idempotencyKey }) => providers.compliance.lookup(idempotencyKey),
+        decide({ answer }) {
+          const decision = validate(StoredDecision, answer, 'decision');
+          if (decision.decision === 'declined') {
+            return { result: decision, fail: `compliance declined (${decision.reference}${decision.reason ? `: ${decision.reason}` : ''})` };
+          }
+          return { result: decision, next: 'settle' };
+        },
+      },
+      settle: { type: 'database', run: (db, { workflowId, key }) => settle(session(db), { id: workflowId, key }) },
+      notify: {
+        type: 'database',
+        // the money has moved: a notification that cannot be queued is for an operator, not a reversal
+        compensateWhenExhausted: false,
+        async run(_db, { workflowId }) {
+          return {
+            result: { notified: exchangeSettled.name },
+            complete: true,
+            jobs: [{ task: exchangeSettled, payload: { exchangeId: workflowId }, options: { jobKey: `ledgerbox:exchange_settled:${workflowId}` } }],
+          };
+        },
+      },
+    },
+    compensate: { type: 'database', run: (db, { workflowId, key }) => compensate(session(db), { id: workflowId, key }) },
+  });
+}
+
+/** What startExchange starts: the exchange's kind, version and first step (a worker runs its own, with providers). */
+const exchangeWorkflow = exchangeWorkflowFor({
+  fx: { quote: () => Promise.reject(new Error('no FX provider here')), lookup: async () => undefined },
+  compliance: { check: () => Promise.reject(new Error('no compliance provider here')), lookup: async () => undefined },
+} as ExchangeProviders);
 
 export interface Exchange {
   id: string;
