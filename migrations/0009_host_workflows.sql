@@ -145,7 +145,8 @@ comment on view ledgerbox.workflow_money is
 -- signals it received.
 create or replace view ledgerbox.workflow_timeline as
 select w.id as workflow_id, w.created_at as at, 'created' as event, null::text as step, null::text as outcome,
-  format('%s %s (version %s) %s', w.kind, w.key, w.version, case when w.subject_key is null then 'started' else format('started for subject %s', w.subject_key) end) as detail
+  format('%s %s%s started%s', w.kind, w.key, case when w.version > 1 then format(' (version %s)', w.version) else '' end,
+    case when w.subject_key is null then '' else format(' for subject %s', w.subject_key) end) as detail
 from ledgerbox.workflows w
 union all
 select a.workflow_id, a.finished_at, 'attempt', a.step, a.outcome,

@@ -157,11 +157,17 @@ export interface Workflow<Input> {
   readonly steps: readonly string[];
 }
 
-const compiledWorkflows = new WeakMap<object, WorkflowDefinition<unknown>>();
+/**
+ * Where a workflow keeps its compiled definition: a registered symbol, not a module's WeakMap,
+ * so a workflow made by one copy of ledgerbox (the package a host imports) runs on another (a
+ * worker bundled apart, the source tree in tests).
+ */
+const compiledKey = Symbol.for('ledgerbox.compiledWorkflow');
 
 /** The engine's definition of a workflow made by defineWorkflow; undefined for anything else. @internal */
 export function compiledWorkflow(workflow: unknown): WorkflowDefinition<unknown> | undefined {
-  return typeof workflow === 'object' && workflow !== null ? compiledWorkflows.get(workflow) : undefined;
+  if (typeof workflow !== 'object' || workflow === null) return undefined;
+  return (workflow as { [compiledKey]?: WorkflowDefinition<unknown> })[compiledKey];
 }
 
 const Name = pattern(string(), /^[a-z][a-z0-9_.:-]{0,99}$/);
@@ -226,24 +232,27 @@ export function defineWorkflow<Input>(definition: WorkflowDefinitionInput<Input>
       throw invalid(`workflow.steps.${name}`, 'an external step takes exactly one of `decide` (pure) and `record` (in a transaction)', Object.keys(step));
     }
   }
-  const workflow: Workflow<Input> = Object.freeze({
+  const workflow: Workflow<Input> = {
     kind: checked.kind,
     version: checked.version,
     input: definition.input,
     oneAtATimePerSubject: checked.oneAtATimePerSubject ?? false,
     steps: Object.freeze([...names]),
-  });
+  };
   const steps: Record<string, StepDefinition<unknown>> = {};
   for (const name of names) steps[name] = compileStep(workflow, name, checked.steps[name] as WorkflowStep<Input>, names);
-  compiledWorkflows.set(workflow, {
+  Object.defineProperty(workflow, compiledKey, {
+    enumerable: false,
+    value: {
     kind: workflow.kind,
     version: workflow.version,
     firstStep: start,
     steps,
     compensate: compileStep(workflow, compensationStep, definition.compensate, names),
     maxAttempts: checked.maxAttempts ?? 5,
+    },
   });
-  return workflow;
+  return Object.freeze(workflow);
 }
 
 function invalid(path: string, problem: string, value: unknown): LedgerboxError {
