@@ -2,7 +2,8 @@
 -- for compensation, or compensation failed) and untouched for longer than `older_than`
 -- (default 15 minutes), longest stuck first, with the money they hold (minor units), their
 -- last error's first line and how many jobs are still queued for them (0 for a running
--- workflow means nothing will move it: resume or cancel it).
+-- workflow means nothing will move it: resume or cancel it), its definition version and why it
+-- is listed (a worker that lacks its version held it back; a wait long past its wake time).
 --
 --   psql "$DATABASE_URL" -f sql/stuck_workflows.sql
 --   psql "$DATABASE_URL" -v older_than='2 hours' -f sql/stuck_workflows.sql
@@ -23,5 +24,7 @@ select
   s.amount,
   s.currency,
   s.pending_jobs,
+  s.version,
+  s.reason,
   split_part(s.last_error, E'\n', 1) as last_error
 from ledgerbox.stuck_workflows(:'older_than'::interval) s;

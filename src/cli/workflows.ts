@@ -79,10 +79,11 @@ export function registerWorkflowCommands(program: Command, setExitCode: (code: n
             if (rows.length === 0) return void process.stdout.write(`no workflow stuck for more than ${options.olderThanMinutes} minutes\n`);
             process.stdout.write(
               renderTable(
-                ['workflow', 'kind', 'key', 'status', 'step', 'stuck for', 'account', 'money', 'pending jobs', 'last error'],
+                ['workflow', 'kind', 'version', 'key', 'status', 'step', 'stuck for', 'account', 'money', 'pending jobs', 'why', 'last error'],
                 rows.map((row) => [
                   row.workflow_id,
                   row.kind,
+                  row.version,
                   row.key,
                   row.status,
                   row.current_step,
@@ -90,6 +91,7 @@ export function registerWorkflowCommands(program: Command, setExitCode: (code: n
                   row.source_account,
                   money(row.amount, row.currency),
                   row.pending_jobs,
+                  row.reason,
                   errorText(row.last_error, 1),
                 ]),
               ),

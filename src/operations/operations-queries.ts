@@ -70,6 +70,10 @@ export const StuckRow = object({
   amount: nullable(Int8Text),
   currency: nullable(string()),
   pending_jobs: number(),
+  /** The definition version it runs on. */
+  version: number(),
+  /** Why it is listed: held back by workers that lack its version, a wait long past, or untouched since when. */
+  reason: string(),
 });
 export type StuckRow = Infer<typeof StuckRow>;
 
@@ -77,7 +81,7 @@ export async function selectStuckWorkflows(db: Session, olderThan_ms: number): P
   const rows = await db.query(sql`
     select workflow_id::text as workflow_id, kind, key, status, current_step,
       (extract(epoch from stuck_for) * 1000)::float8 as stuck_for_ms, last_error, source_account,
-      amount::text as amount, currency, pending_jobs::int as pending_jobs
+      amount::text as amount, currency, pending_jobs::int as pending_jobs, version, reason
     from ledgerbox.stuck_workflows(make_interval(secs => ${olderThan_ms / 1000}))`);
   return rows.map((row) => readRow(StuckRow, row, 'stuck workflow'));
 }

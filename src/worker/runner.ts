@@ -157,8 +157,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   validate(DatabaseOptions, { connectionString: options.connectionString, pgPool: options.pgPool }, 'options');
   validate(WorkerSettings, options, 'options');
   for (const [index, hostTask] of (options.tasks ?? []).entries()) {
-    if (!isTaskDefinition(hostTask?.task) || typeof hostTask.handler !== 'function' || ![undefined, true, false].includes(hostTask.transaction)) {
-      throw new LedgerboxError('unknown_task', `Expected \`options.tasks.${index}\` to be { task: a task made by defineTask, handler: a function, transaction?: boolean }`, { details: { path: `options.tasks.${index}` } });
+    const unknownKeys = typeof hostTask === 'object' && hostTask !== null ? Object.keys(hostTask).filter((key) => !['task', 'handler', 'transaction'].includes(key)) : [];
+    if (!isTaskDefinition(hostTask?.task) || typeof hostTask.handler !== 'function' || ![undefined, true, false].includes(hostTask.transaction) || unknownKeys.length > 0) {
+      throw new LedgerboxError('unknown_task', `Expected \`options.tasks.${index}\` to be { task: a task made by defineTask, handler: a function, transaction?: boolean }${unknownKeys.length > 0 ? `, not ${unknownKeys.map((key) => `\`${key}\``).join(", ")}` : ""}`, { details: { path: `options.tasks.${index}` } });
     }
   }
   const hostWorkflows = (options.workflows ?? []).map((workflow, index) => {
