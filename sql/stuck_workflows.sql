@@ -24,7 +24,7 @@ select
   s.amount,
   s.currency,
   s.pending_jobs,
+  split_part(s.last_error, E'\n', 1) as last_error,
   s.version,
-  s.reason,
-  split_part(s.last_error, E'\n', 1) as last_error
+  s.reason
 from ledgerbox.stuck_workflows(:'older_than'::interval) s;

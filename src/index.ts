@@ -4,7 +4,7 @@ export type { DatabaseHandle } from './db/handle.js';
 
 export { defineCurrency } from './ledger/currencies.js';
 export { createAccount, getAccount } from './ledger/accounts.js';
-export { postTransfer, reverseTransfer, getTransfer, type TransferInput } from './ledger/transfers.js';
+export { postTransfer, reverseTransfer, getTransfer, type TransferInput, type TransferJob } from './ledger/transfers.js';
 export { postTransfers } from './ledger/batch.js';
 export { createHold, postHold, voidHold, expireHolds } from './ledger/holds.js';
 export { getBalance } from './ledger/balances.js';

@@ -334,12 +334,17 @@ test('the command refuses the same: exit 1 with `ledgerbox <command> failed [cod
     assert.equal(result.code, 1, args.join(' '));
     assert.match(result.stderr, /failed \[workflow_not_found\]: no workflow 00000000-0000-4000-8000-000000000000\n$/i);
   }
+  // by the key it was started with, too; an unknown key is not found
+  const byKey = assertOk(await cli('workflow', 'show', 'ex-bo'), 'workflow show by key');
+  assert.match(byKey, new RegExp(`^workflow ${bo.exchangeId}: exchange version 1, key ex-bo, `));
+  const noKey = await cli('workflow', 'show', 'ex-nobody');
+  assert.equal(noKey.code, 1);
+  assert.match(noKey.stderr, /failed \[workflow_not_found\]: no workflow with key "ex-nobody"\n$/i);
   for (const args of [
     ['workflow', 'resume', bo.exchangeId], // no --reason
     ['workflow', 'resume', bo.exchangeId, '--reason', '  '],
     ['workflow', 'cancel', bo.exchangeId, '--reason', ''],
     ['workflow', 'resume', 'ex-bo', '--reason', 'x'],
-    ['workflow', 'show', '42'],
     ['workflow', 'show'],
     ['workflow', 'bounce', bo.exchangeId],
   ]) {

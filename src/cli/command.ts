@@ -73,7 +73,8 @@ export function parseJobId(value: string): string {
   return value;
 }
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A workflow id, as the CLI recognises one among keys. */
+export const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function parseWorkflowId(value: string): string {
   if (!uuid.test(value)) throw new InvalidArgumentError(`expected a workflow id (a uuid), got ${JSON.stringify(value)}`);

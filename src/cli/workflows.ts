@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { stuckWorkflows, workflowTimeline } from '../operations/inspection.js';
+import { getWorkflow } from '../workflows/start.js';
 import { cancelWorkflow, resumeWorkflow } from '../operations/recovery.js';
-import { parseInteger, parseReason, parseWorkflowId, runCommand, withPool } from './command.js';
+import { parseInteger, parseReason, parseWorkflowId, runCommand, uuid, withPool } from './command.js';
 import { duration, errorText, money, renderJson, renderTable } from './render.js';
 
 /** `ledgerbox workflow show|resume|cancel` and `ledgerbox workflows stuck`. */
@@ -11,15 +12,21 @@ export function registerWorkflowCommands(program: Command, setExitCode: (code: n
   workflow
     .command('show')
     .description('the timeline: every step attempt with its error, the transfers and holds made, alerts, operator actions, pending jobs')
-    .argument('<id>', 'the workflow id', parseWorkflowId)
+    .argument('<id|key>', 'the workflow id, or the key it was started with')
     .option('--json', 'machine-readable JSON, full errors with stacks')
-    .action(async (id: string, options: { json?: boolean }) => {
+    .action(async (reference: string, options: { json?: boolean }) => {
       setExitCode(
         await runCommand('workflow show', () =>
           withPool(async (pool) => {
+            const state = await getWorkflow(pool, uuid.test(reference) ? { id: reference.toLowerCase() } : { key: reference });
+            const id = state.id;
             const events = await workflowTimeline(pool, id);
             if (options.json) return void process.stdout.write(renderJson(events));
-            process.stdout.write(`workflow ${id}, oldest first (errors without stack frames: --json has them)\n`);
+            const waiting = state.waiting === null ? '' : `, waiting at ${state.waiting.step}${state.waiting.signals.length > 0 ? ` for ${state.waiting.signals.join(' or ')}` : ''} until ${state.waiting.until.toISOString()}`;
+            process.stdout.write(`workflow ${id}: ${state.kind} version ${state.version}, key ${state.key}, ${state.status} at ${state.currentStep}${waiting}\n`);
+            if (state.failureReason !== null) process.stdout.write(`failed at ${state.failedStep}: ${state.failureReason}\n`);
+            if (state.heldBack !== null) process.stdout.write(`held back: ${state.heldBack}\n`);
+            process.stdout.write(`timeline, oldest first (errors without stack frames: --json has them)\n`);
             process.stdout.write(
               renderTable(
                 ['at', 'event', 'step', 'outcome', 'detail'],
@@ -79,11 +86,10 @@ export function registerWorkflowCommands(program: Command, setExitCode: (code: n
             if (rows.length === 0) return void process.stdout.write(`no workflow stuck for more than ${options.olderThanMinutes} minutes\n`);
             process.stdout.write(
               renderTable(
-                ['workflow', 'kind', 'version', 'key', 'status', 'step', 'stuck for', 'account', 'money', 'pending jobs', 'why', 'last error'],
+                ['workflow', 'kind', 'key', 'status', 'step', 'stuck for', 'account', 'money', 'pending jobs', 'last error', 'version', 'why'],
                 rows.map((row) => [
                   row.workflow_id,
                   row.kind,
-                  row.version,
                   row.key,
                   row.status,
                   row.current_step,
@@ -91,8 +97,9 @@ export function registerWorkflowCommands(program: Command, setExitCode: (code: n
                   row.source_account,
                   money(row.amount, row.currency),
                   row.pending_jobs,
-                  row.reason,
                   errorText(row.last_error, 1),
+                  row.version,
+                  row.reason,
                 ]),
               ),
             );

@@ -4,8 +4,9 @@ import { Metadata, validate } from '../contracts.js';
 import type { DatabaseHandle, Session } from '../db/handle.js';
 import { LedgerboxError, describeValue } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { checkJobs, type EnqueueOptions } from '../outbox/enqueue.js';
-import { IdentifiersOnly, type TaskDefinition } from '../outbox/tasks.js';
+import type { TransferJob } from '../ledger/transfers.js';
+import { checkJobs } from '../outbox/enqueue.js';
+import { IdentifiersOnly } from '../outbox/tasks.js';
 import { compensationStep, type StepDefinition, type StepInput, type StepOutcome, type WorkflowDefinition } from './definition.js';
 import { consumeSignal, endWait, type WorkflowRow } from './workflow-queries.js';
 
@@ -35,12 +36,8 @@ export interface WorkflowContext<Input> {
   logger: Logger;
 }
 
-/** A job to add with a step's result (or a workflow's start), checked as `enqueue` checks it. */
-export interface WorkflowJob {
-  task: TaskDefinition<any>;
-  payload: unknown;
-  options?: EnqueueOptions;
-}
+/** A job to add with a step's result (or a workflow's start), checked as `enqueue` checks it: the same shape a transfer's jobs take. */
+export type WorkflowJob = TransferJob;
 
 /**
  * What a step answers. `result` (JSON, default null) is recorded once and handed to every

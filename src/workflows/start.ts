@@ -144,8 +144,8 @@ function stateOf(row: WorkflowRow, results: Record<string, unknown>): WorkflowSt
 }
 
 function notFound(which: { id: string } | { key: string }): LedgerboxError {
-  const [field, value] = 'id' in which ? ['id', which.id] : ['key', which.key];
-  return new LedgerboxError('workflow_not_found', `No workflow with ${field} ${describeValue(value)}`, { details: { [field]: value } });
+  if ('id' in which) return new LedgerboxError('workflow_not_found', `No workflow ${which.id}`, { details: { id: which.id } });
+  return new LedgerboxError('workflow_not_found', `No workflow with key ${describeValue(which.key)}`, { details: { key: which.key } });
 }
 
 export interface SignalOutcome {
