@@ -400,3 +400,40 @@ begin
   end if;
 end
 $$;
+
+-- Cancelling: as before for a running or failed workflow (compensation runs); a queued one has
+-- done nothing yet, so it ends at once, compensated with nothing to undo, and never starts.
+create or replace function ledgerbox.cancel_workflow(workflow_id uuid, reason text)
+returns text language plpgsql as $$
+declare
+  workflow ledgerbox.workflows;
+begin
+  if reason is null or btrim(reason) = '' then
+    raise exception 'a reason is required: say why the workflow is cancelled' using errcode = 'invalid_parameter_value';
+  end if;
+  select * into workflow from ledgerbox.workflows w where w.id = cancel_workflow.workflow_id for update;
+  if not found then
+    raise exception 'no workflow %', workflow_id using errcode = 'no_data_found';
+  end if;
+  if workflow.status = 'queued' then
+    update ledgerbox.workflows w set status = 'compensated', failed_step = workflow.current_step,
+      failure_reason = format('cancelled by %s before it started: %s', current_user, reason), updated_at = now()
+    where w.id = workflow.id;
+    insert into ledgerbox.operator_actions (action, target, reason, details)
+    values ('cancel_workflow', workflow.id::text, reason, jsonb_build_object('status', workflow.status, 'step', workflow.current_step));
+    return 'dequeued';
+  end if;
+  if workflow.status not in ('running', 'failed') then
+    raise exception 'workflow % (% %) is %: only a running or failed workflow can be cancelled', workflow.id, workflow.kind, workflow.key, workflow.status
+      using errcode = 'object_not_in_prerequisite_state', hint = 'a completed workflow is corrected with a reversal transfer';
+  end if;
+  update ledgerbox.workflows w set status = 'failed', current_step = 'compensate',
+    failed_step = coalesce(workflow.failed_step, workflow.current_step),
+    failure_reason = format('cancelled by %s: %s', current_user, reason), updated_at = now()
+  where w.id = workflow.id;
+  perform ledgerbox.enqueue_step(workflow.id, 'compensate');
+  insert into ledgerbox.operator_actions (action, target, reason, details)
+  values ('cancel_workflow', workflow.id::text, reason, jsonb_build_object('status', workflow.status, 'step', workflow.current_step));
+  return 'compensate';
+end
+$$;

@@ -382,3 +382,22 @@ test('definitions, starts and workers refuse what they do not know, with invalid
   await assert.rejects(startWorker({ ...options, workflows: [checkout, checkout] }), { code: 'invalid_input' });
   await assert.rejects(startWorker({ ...options, tasks: [{ task: receipt, handler: async () => undefined, transactional: true }] } as never), { code: 'unknown_task' });
 });
+
+test('a queued workflow cancelled by an operator ends at once, never starts, and the subject moves on', async () => {
+  const { cancelWorkflow } = await import('../src/index.ts');
+  const first = await startWorkflow(db.pool, payout, { key: 'payout:m3:a', input: { payout: 'a' }, subject: 'merchant:3' });
+  const second = await startWorkflow(db.pool, payout, { key: 'payout:m3:b', input: { payout: 'b' }, subject: 'merchant:3' });
+  const third = await startWorkflow(db.pool, payout, { key: 'payout:m3:c', input: { payout: 'c' }, subject: 'merchant:3' });
+  assert.deepEqual([first.status, second.status, third.status], ['running', 'queued', 'queued']);
+  await cancelWorkflow(db.pool, { workflowId: second.workflowId, reason: 'merchant asked (INC-7)' });
+  const cancelled = await getWorkflow(db.pool, { key: 'payout:m3:b' });
+  assert.equal(cancelled.status, 'compensated');
+  assert.match(cancelled.failureReason!, /before it started: merchant asked/);
+  await signalWorkflow(db.pool, { key: 'payout:m3:a', name: 'go' });
+  await finished('payout:m3:a');
+  // the next in line is the third: the cancelled one never ran a step
+  await waitingAt('payout:m3:c', 'hold_on');
+  assert.equal(await count(`select 1 from ledgerbox.step_attempts where workflow_id = $1`, [second.workflowId]), 0);
+  await signalWorkflow(db.pool, { key: 'payout:m3:c', name: 'go' });
+  assert.equal((await finished('payout:m3:c')).status, 'completed');
+});

@@ -54,7 +54,7 @@ export async function resumeWorkflow(db: DatabaseHandle, input: { workflowId: st
   return { workflowId: request.workflowId, step };
 }
 
-/** Stops a running or failed workflow and compensates it. `workflow_not_cancellable` once finished. */
+/** Stops a running or failed workflow and compensates it; a queued one ends at once, never started. `workflow_not_cancellable` once finished. */
 export async function cancelWorkflow(db: DatabaseHandle, input: { workflowId: string; reason: string }): Promise<void> {
   const request = validate(object({ workflowId: Uuid, reason: Reason }), input, 'cancel');
   await recovering(db, { notFound: 'workflow_not_found', refused: 'workflow_not_cancellable' }, (db) =>
