@@ -87,7 +87,8 @@ export async function runStep<Providers>(
   const { workflow } = context;
   const definition = environment.workflows.get(workflow.kind)?.get(workflow.version);
   if (definition === undefined) {
-    await holdBack(environment, workflow, payload.step, job);
+    // a late or duplicate job of a step no longer due is nothing to hold back: it has no work
+    if (isDue(workflow, payload.step) && !context.results.has(payload.step)) await holdBack(environment, workflow, payload.step, job);
     return;
   }
   const step = payload.step === compensationStep ? definition.compensate : Object.hasOwn(definition.steps, payload.step) ? definition.steps[payload.step] : undefined;
