@@ -13,7 +13,7 @@
 //
 // Used by examples/card-capture.ts, the chaos run and the tests: one definition, three drivers.
 import { object, string } from 'superstruct';
-import { dinero, type Currency } from 'dinero.js/bigint';
+import { dinero, type DineroCurrency } from 'dinero.js/bigint';
 import type pg from 'pg';
 import {
   createHold,
@@ -71,7 +71,7 @@ export interface CardCaptureOptions {
   captureDeadline_ms: number;
   /** How long after posting the merchant's money settles (a bank cut-off). */
   settleAfter_ms: number;
-  currencies: Readonly<Record<string, Currency<bigint>>>;
+  currencies: Readonly<Record<string, DineroCurrency<bigint>>>;
 }
 
 const isAuthorization = (answer: unknown): answer is CardAuthorization => typeof (answer as CardAuthorization)?.authorizationId === 'string';
