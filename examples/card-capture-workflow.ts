@@ -181,7 +181,8 @@ export function cardCaptureWorkflow(options: CardCaptureOptions) {
       type: 'database',
       async run(db, { key, results }) {
         const authorization = authorizationOf(results);
-        if (authorization === null) return { result: { nothingHeld: true }, complete: true };
+        // declined (its result has no hold) or failed before authorizing: nothing was held
+        if (authorization?.holdId === undefined) return { result: { nothingHeld: true }, complete: true };
         const hold = await getTransfer(db, { id: authorization.holdId });
         const resolved = await db.query('select 1 from ledgerbox.transfers where hold_id = $1', [hold.id]);
         if (resolved.rowCount !== 0) return { result: { holdAlreadyResolved: true }, complete: true };
