@@ -20,6 +20,7 @@ export const errorCodes = [
   'exists_with_different_request',
   'transfer_not_reversible',
   'transfer_already_reversed',
+  'effective_before_original',
   // holds
   'hold_not_found',
   'hold_already_resolved',

@@ -5,6 +5,7 @@ import { LedgerboxError, describeValue } from '../errors.js';
 import { limits } from '../limits.js';
 import { PositiveMoney, readMoney, type MinorUnits, type MoneyInput } from '../money/money.js';
 import { selectExpiredHoldIds, selectTransferById, selectTransferReferencing, type TransferRow } from './ledger-queries.js';
+import { assertEffectiveNotBefore } from './effective-dates.js';
 import { loadTransfer, resolveLegs, tryWriteInOneStatement, writeTransfer, type ResolvedLeg } from './posting.js';
 import type { Transfer } from './types.js';
 
@@ -75,7 +76,9 @@ const PostHoldInput = object({
 
 /**
  * Two-phase transfer, phase two: moves the held money (all of it, or `amount` of it; the rest
- * is released) and ends the hold. Refused once the hold is resolved or past its expiry.
+ * is released) and ends the hold. Refused once the hold is resolved or past its expiry, and
+ * with an `effectiveAt` before the hold's (`effective_before_original`); left out, the date is
+ * now, or the hold's own when the hold is dated later.
  */
 export async function postHold(
   db: DatabaseHandle,
@@ -131,7 +134,10 @@ export async function postHoldInSession(
     legs: [{ ...held.leg, amount }, ...alsoLegs],
     phase: 'posted',
     release: held.leg,
-    precheck: (db) => assertHoldOpen(db, held.row, 'post'),
+    precheck: async (db) => {
+      await assertHoldOpen(db, held.row, 'post');
+      assertEffectiveNotBefore(request.effectiveAt, held.row, 'post');
+    },
   });
 }
 
@@ -141,7 +147,10 @@ const VoidHoldInput = object({
   metadata: defaulted(Metadata, () => ({})),
 });
 
-/** Cancels a pending hold: the reserved money becomes available again. */
+/**
+ * Cancels a pending hold: the reserved money becomes available again. Effective now, or at the
+ * hold's own effective date when the hold is dated later: never before the hold.
+ */
 export async function voidHold(
   db: DatabaseHandle,
   input: { key: string; holdId: string; metadata?: Record<string, unknown> },

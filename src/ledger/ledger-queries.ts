@@ -3,6 +3,7 @@ import { array, boolean, number, object, string, nullable, record, union, unknow
 import type { Session } from '../db/handle.js';
 import { CaughtDatabaseError, Int8Text, TimestampText, readRow, rebuiltDatabaseError } from '../db/rows.js';
 import { jobSpecsJson, type JobSpec } from '../outbox/outbox-queries.js';
+import { fromDatabaseRefusal } from './effective-dates.js';
 
 /** One statement per function, `db` first. Bigints travel as text in both directions. */
 
@@ -121,18 +122,32 @@ export interface NewTransfer {
   effectiveAt?: Date;
 }
 
-/** Returns undefined when the key is taken: the caller then replays or reports a conflict. */
+/**
+ * Returns undefined when the key is taken: the caller then replays or reports a conflict. An
+ * effective date left out is now, or the effective date of the hold or transfer this one
+ * resolves or reverses when that is later (one dated in the future): never before it
+ * (migrations/0011_effective_causality.sql), whose refusal of an explicit date is thrown as
+ * `effective_before_original`.
+ */
 export async function insertTransfer(db: Session, transfer: NewTransfer): Promise<TransferRow | undefined> {
-  const [row] = await db.query(sql`
+  const original = transfer.holdId ?? transfer.reversesId ?? null;
+  const [row] = await db
+    .query(sql`
     insert into ledgerbox.transfers as t (key, kind, hold_id, reverses_id, void_reason, expires_at, metadata, effective_at)
     values (
       ${transfer.key}, ${transfer.kind}, ${transfer.holdId ?? null}::uuid, ${transfer.reversesId ?? null}::uuid,
       ${transfer.voidReason ?? null}, ${transfer.expiresAt?.toISOString() ?? null}::timestamptz,
       ${JSON.stringify(transfer.metadata)}::jsonb,
-      coalesce(${transfer.effectiveAt?.toISOString() ?? null}::timestamptz, now())
+      coalesce(
+        ${transfer.effectiveAt?.toISOString() ?? null}::timestamptz,
+        greatest(now(), (select o.effective_at from ledgerbox.transfers o where o.id = ${original}::uuid))
+      )
     )
     on conflict (key) do nothing
-    returning ${transferColumns}`);
+    returning ${transferColumns}`)
+    .catch((error: unknown) => {
+      throw fromDatabaseRefusal(error);
+    });
   return row === undefined ? undefined : readRow(TransferRow, row, 'transfer');
 }
 

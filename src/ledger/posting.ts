@@ -20,6 +20,7 @@ import {
 import { addJobs } from '../outbox/outbox-queries.js';
 import type { Transfer, TransferKind } from './types.js';
 import { canonicalJson } from './canonical-json.js';
+import { isEffectiveCausalityViolation } from './effective-dates.js';
 
 /** A leg with its amount already in the ledger's minor units. @internal */
 export interface ResolvedLeg {
@@ -107,7 +108,13 @@ export async function tryWriteInOneStatement(
   db: Session,
   request: { transfer: NewTransfer; legs: readonly { from: string; to: string; amount: MinorUnits }[]; jobs?: PostingJobs | undefined },
 ): Promise<Transfer | undefined> {
-  const posted = await tryPostTransfer(db, request);
+  const posted = await tryPostTransfer(db, request).catch((error: unknown) => {
+    // A resolution dated before its hold (migrations/0011_effective_causality.sql): undone by
+    // the function, and writeTransfer's to decide: its precheck reports an explicit date with
+    // both dates, and a date left out defaults to the hold's own when that is later than now.
+    if (isEffectiveCausalityViolation(error)) return undefined;
+    throw error;
+  });
   if (posted === undefined) return undefined;
   const currencies = new Map(posted.currencies.map((currency) => [currency.code, currency]));
   return toTransferWithCurrencies(posted.transfer, posted.legs, currencies, false);

@@ -8,6 +8,7 @@ import { checkJobs, type EnqueueOptions } from '../outbox/enqueue.js';
 import type { JobSpec } from '../outbox/outbox-queries.js';
 import type { TaskDefinition } from '../outbox/tasks.js';
 import { selectTransferById, selectTransferByKey, selectTransferReferencing, type PostingJobs } from './ledger-queries.js';
+import { assertEffectiveNotBefore } from './effective-dates.js';
 import { loadTransfer, resolveLegs, tryWriteInOneStatement, writeTransfer } from './posting.js';
 import type { Transfer } from './types.js';
 
@@ -134,7 +135,8 @@ const ReversalInput = object({
 /**
  * Undoes a posted transfer with a new transfer whose legs run the other way, linked to the
  * original. The original stays as it was: entries are never changed. A transfer is reversed
- * at most once.
+ * at most once, and never effective before it (`effective_before_original`); left out, the
+ * reversal's effective date is now, or the original's when that is later.
  */
 export async function reverseTransfer(
   db: DatabaseHandle,
@@ -173,6 +175,7 @@ export async function reverseInSession(
           details: { transferId: row.id, reversalId: reversal.id },
         });
       }
+      assertEffectiveNotBefore(request.effectiveAt, row, 'reversal');
     },
   });
 }
