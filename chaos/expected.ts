@@ -1,7 +1,10 @@
 // What the workload meant to do to the books, from the plan and the answers the clients got:
 // each account's expected posted balance, and the per-currency figures (intended, refused,
 // compensated, reversed). Exchanges are converted here independently of ledgerbox, at the rates
-// the FX provider quotes, rounded half-to-even, so a settlement at any other amount shows.
+// the FX provider quotes, rounded half-to-even, so a settlement at any other amount shows. A
+// completed card payment moves its amount from the cardholder to the merchant's settled account
+// (through the merchant's pending one, which it leaves as it found it); a voided one, nothing.
+import { merchantAvailable } from '../examples/card-capture-workflow.ts';
 import { fxClearingAccount } from '../src/index.ts';
 import { chaosRates, customerAccount, legsOf, type Code, type Leg, type Op, type Plan } from './plan.ts';
 import type { OutcomeMessage } from './protocol.ts';
@@ -15,7 +18,7 @@ export interface ExchangeState {
 export interface CurrencyFigures {
   /** Requests whose transaction committed: what they set out to move (exchanges: the source amount). */
   intended: bigint;
-  /** Exchanges put back (compensated), source amount. */
+  /** Exchanges put back (compensated), source amount; card payments voided or declined. */
   compensated: bigint;
   /** Transfers reversed by a reverse request. */
   reversed: bigint;
@@ -49,7 +52,13 @@ export function convertHalfEven(amount: bigint, from: string, to: string): bigin
   return quotient;
 }
 
-export function expect(plan: Plan, outcomes: ReadonlyMap<string, OutcomeMessage>, exchanges: ReadonlyMap<string, ExchangeState>): Expectation {
+export function expect(
+  plan: Plan,
+  outcomes: ReadonlyMap<string, OutcomeMessage>,
+  exchanges: ReadonlyMap<string, ExchangeState>,
+  /** Card payments' workflow status, by key. */
+  cardPayments: ReadonlyMap<string, { status: string }>,
+): Expectation {
   const balances = new Map<string, bigint>();
   const perCurrency = new Map<Code, CurrencyFigures>();
   const misconverted: string[] = [];
@@ -107,6 +116,12 @@ export function expect(plan: Plan, outcomes: ReadonlyMap<string, OutcomeMessage>
         if (state.targetAmount !== converted) misconverted.push(`${op.key}: ${op.amount} ${op.currency} settled as ${state.targetAmount} ${target}, expected ${converted}`);
         move(op.from, fxClearing(op.currency, op.key), op.amount);
         move(fxClearing(target, op.key), op.to, converted);
+        break;
+      }
+      case 'card_payment': {
+        figures(op.currency).intended += op.amount;
+        if (cardPayments.get(op.key)?.status === 'completed') move(op.payer, merchantAvailable(op.merchant, op.currency), op.amount);
+        else figures(op.currency).compensated += op.amount;
         break;
       }
       default:

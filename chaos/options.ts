@@ -2,7 +2,7 @@
 import { randomInt } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
-export const plantable = ['drift', 'double-post'] as const;
+export const plantable = ['drift', 'double-post', 'double-capture'] as const;
 
 export interface ChaosOptions {
   seed: number;
@@ -11,6 +11,7 @@ export interface ChaosOptions {
   clients: number;
   workers: number;
   customers?: number;
+  cardPayments?: number;
   providerFailRate: number;
   providerTimeoutRate: number;
   providerSlowRate: number;
@@ -45,7 +46,7 @@ const perMinute = (value: string) => {
 export function parseOptions(argv: readonly string[]): ChaosOptions {
   const program = new Command('npm run chaos --')
     .description(
-      'Drives exchanges, transfers, holds and reversals through the public API from several client processes, with several worker processes, ' +
+      "Drives exchanges, transfers, holds, reversals and card payments (and their processor's webhooks) through the public API from several client processes, with several worker processes, " +
         'while injecting faults from a seeded random source; then drains and checks that no money was created, destroyed, duplicated or stranded. ' +
         'Exit 0 only if every invariant holds. Without DATABASE_URL it runs its own embedded PostgreSQL (and restarts it once); with DATABASE_URL it ' +
         'uses a fresh database on that server and skips the restart.',
@@ -56,6 +57,11 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
     .option('--clients <n>', 'client processes placing requests', whole(1, 32), 3)
     .option('--workers <n>', 'worker processes running the steps', whole(2, 16), 2)
     .option('--customers <n>', 'customers, each with USD, EUR and GBP accounts (default: a tenth of --exchanges, at least 10)', whole(4, 100_000))
+    .option(
+      '--card-payments <n>',
+      "card payments (the card capture workflow), whose processor's webhook comes on time, twice, late or never, or whose card is declined (default: a tenth of --exchanges, at least 5, so each fate at least once)",
+      whole(0, 100_000),
+    )
     .option('--provider-fail-rate <f>', 'share of provider calls refused before any work', share, 0.1)
     .option('--provider-timeout-rate <f>', 'share of provider calls whose work is done but whose answer is lost', share, 0.1)
     .option('--provider-slow-rate <f>', 'share of provider calls answered late (up to twice the step timeout)', share, 0.1)
@@ -84,6 +90,7 @@ export function replayCommand(options: ChaosOptions): string {
     `--clients ${options.clients}`,
     `--workers ${options.workers}`,
     ...(options.customers !== undefined ? [`--customers ${options.customers}`] : []),
+    ...(options.cardPayments !== undefined ? [`--card-payments ${options.cardPayments}`] : []),
     `--provider-fail-rate ${options.providerFailRate}`,
     `--provider-timeout-rate ${options.providerTimeoutRate}`,
     `--provider-slow-rate ${options.providerSlowRate}`,

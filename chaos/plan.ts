@@ -1,7 +1,9 @@
 // The workload of a chaos run, derived from the seed alone: the accounts, and per client
 // process the list of requests it makes through the public API (exchanges, transfers, batches,
-// holds and their resolution, reversals). Every process rebuilds the same plan from the same
-// parameters, so nothing but the parameters crosses a process boundary.
+// holds and their resolution, reversals, card payments and what their processor's webhook
+// does). Every process rebuilds the same plan from the same parameters, so nothing but the
+// parameters crosses a process boundary.
+import { merchantAvailable, merchantPending } from '../examples/card-capture-workflow.ts';
 import { demoRates } from '../src/workflows/exchange/demo-rates.ts';
 import { dice, streamSeed } from './random.ts';
 
@@ -22,7 +24,21 @@ export interface PlanParameters {
   exchanges: number;
   clients: number;
   customers: number;
+  /** Card payments (the card capture workflow of examples/card-capture-workflow.ts). */
+  cardPayments: number;
 }
+
+/**
+ * What the processor's webhook does for a card payment (chaos/client.ts drives it):
+ *   on_time   sends 'captured' once the processor has captured: the payment completes;
+ *   twice     the same, then the same webhook again (a redelivery): recorded as a duplicate;
+ *   late      sends it only after the wait's deadline has passed: the payment was voided, the
+ *             signal is late and a signal_too_late alert says the processor has the money;
+ *   never     sends nothing: the deadline passes and the payment is voided;
+ *   declined  the card is on the processor's decline list: no hold, no capture, no webhook.
+ */
+export const cardFates = ['on_time', 'twice', 'late', 'never', 'declined'] as const;
+export type CardFate = (typeof cardFates)[number];
 
 export interface Leg {
   from: string;
@@ -39,7 +55,10 @@ export type Op =
   | { kind: 'post_hold'; id: string; key: string; hold: string; amount: bigint | null }
   | { kind: 'void_hold'; id: string; key: string; hold: string }
   | { kind: 'reverse'; id: string; key: string; transfer: string }
+  | { kind: 'card_payment'; id: string; key: string; card: string; payer: string; merchant: string; currency: Code; amount: bigint; fate: CardFate }
   | { kind: 'expire_holds'; id: string };
+
+export type CardPaymentOp = Extract<Op, { kind: 'card_payment' }>;
 
 export interface Plan {
   parameters: PlanParameters;
@@ -49,9 +68,13 @@ export interface Plan {
   /** Customers the compliance provider errors on every time: their exchanges fail for good and are compensated. */
   erroring: string[];
   merchants: string[];
+  /** Cardholders, whose accounts pay the card payments (funded with exactly what they pay, so a hold never lacks funds). */
+  cardholders: string[];
+  /** Cards the processor declines. */
+  declinedCards: string[];
   /** Every account the run opens, with whether it may go negative. */
   accounts: { key: string; currency: Code; allowNegative: boolean }[];
-  /** world → customer, one per customer and currency. */
+  /** world → customer, one per customer and currency; world → cardholder, what they will pay. */
   funding: Leg[];
   /** Per client process, in the order it makes them. */
   clients: Op[][];
@@ -70,11 +93,19 @@ export function buildPlan(parameters: PlanParameters): Plan {
   // the last two customers are special; the others are ordinary
   const declined = customers.slice(-1);
   const erroring = customers.slice(-2, -1);
+  const cardholders = ['h1', 'h2', 'h3', 'h4'];
+  const declinedCards = cardholders.map((holder) => `${cardOf(holder)}-stolen`);
   const accounts: Plan['accounts'] = [];
   for (const code of currencies) {
     accounts.push({ key: worldAccount(code), currency: code, allowNegative: true });
     for (const customer of customers) accounts.push({ key: customerAccount(customer, code), currency: code, allowNegative: false });
     for (const merchant of merchants) accounts.push({ key: merchantAccount(merchant, code), currency: code, allowNegative: false });
+    for (const holder of cardholders) accounts.push({ key: cardholderAccount(holder, code), currency: code, allowNegative: false });
+    // the card workflow's own accounts for a merchant: captured but not settled, and settled
+    for (const merchant of merchants) {
+      accounts.push({ key: merchantPending(merchant, code), currency: code, allowNegative: false });
+      accounts.push({ key: merchantAvailable(merchant, code), currency: code, allowNegative: false });
+    }
   }
   const funding = customers.flatMap((customer) =>
     currencies.map((code) => ({ from: worldAccount(code), to: customerAccount(customer, code), currency: code, amount: opening_balance })),
@@ -94,12 +125,13 @@ export function buildPlan(parameters: PlanParameters): Plan {
 
   // primary requests, in a seeded order; follow-ups (resolving a hold, reversing a transfer) are
   // placed later in the same client's list
-  type Draft = { kind: 'exchange' | 'transfer' | 'batch' | 'hold' };
+  type Draft = { kind: 'exchange' | 'transfer' | 'batch' | 'hold' | 'card_payment' };
   const drafts: Draft[] = [
     ...Array.from({ length: parameters.exchanges }, () => ({ kind: 'exchange' as const })),
     ...Array.from({ length: Math.round(parameters.exchanges * 0.5) }, () => ({ kind: 'transfer' as const })),
     ...Array.from({ length: Math.max(1, Math.round(parameters.exchanges * 0.05)) }, () => ({ kind: 'batch' as const })),
     ...Array.from({ length: Math.max(4, Math.round(parameters.exchanges * 0.3)) }, () => ({ kind: 'hold' as const })),
+    ...Array.from({ length: parameters.cardPayments }, () => ({ kind: 'card_payment' as const })),
   ];
   for (let index = drafts.length - 1; index > 0; index--) {
     const other = random.int(index + 1);
@@ -110,6 +142,14 @@ export function buildPlan(parameters: PlanParameters): Plan {
   const followUps: { client: number; after: number; op: Op }[] = [];
   const counters = clients.map(() => 0);
   const nextId = (client: number) => `${client + 1}.${++counters[client]!}`;
+  // the first card payments take each fate once, so a short run meets every one; the rest are drawn
+  let cardPayments = 0;
+  const nextCardFate = (): CardFate => {
+    if (cardPayments < cardFates.length) return cardFates[cardPayments++]!;
+    cardPayments++;
+    const roll = random.next();
+    return roll < 0.4 ? 'on_time' : roll < 0.6 ? 'twice' : roll < 0.75 ? 'late' : roll < 0.85 ? 'never' : 'declined';
+  };
   drafts.forEach((draft, index) => {
     const client = index % parameters.clients;
     const list = clients[client]!;
@@ -150,6 +190,14 @@ export function buildPlan(parameters: PlanParameters): Plan {
         if (fate === 'void') later({ kind: 'void_hold', id: resolveId, key: `chaos:${resolveId}`, hold: id });
         break;
       }
+      case 'card_payment': {
+        const holder = random.pick(cardholders);
+        const fated = nextCardFate();
+        const card = fated === 'declined' ? `${cardOf(holder)}-stolen` : cardOf(holder);
+        const currency = random.pick(currencies);
+        list.push({ kind: 'card_payment', id, key, card, payer: cardholderAccount(holder, currency), merchant: random.pick(merchants), currency, amount: payment(1_00n, 150_00n), fate: fated });
+        break;
+      }
     }
   });
   // insert the follow-ups a few places after their request, from the back so positions hold
@@ -166,8 +214,21 @@ export function buildPlan(parameters: PlanParameters): Plan {
   }
   const ops = new Map<string, Op>();
   for (const list of clients) for (const op of list) ops.set(op.id, op);
-  return { parameters, customers, declined, erroring, merchants, accounts, funding, clients, ops };
+  // each cardholder gets what its card payments will take, currency by currency
+  const owed = new Map<string, bigint>();
+  for (const op of ops.values()) if (op.kind === 'card_payment') owed.set(op.payer, (owed.get(op.payer) ?? 0n) + op.amount);
+  for (const code of currencies) {
+    for (const holder of cardholders) {
+      const amount = owed.get(cardholderAccount(holder, code)) ?? 0n;
+      if (amount > 0n) funding.push({ from: worldAccount(code), to: cardholderAccount(holder, code), currency: code, amount });
+    }
+  }
+  return { parameters, customers, declined, erroring, merchants, cardholders, declinedCards, accounts, funding, clients, ops };
 }
+
+export const cardholderAccount = (holder: string, code: Code) => `chaos:${holder}:${code}`;
+/** A cardholder's card, as the processor knows it. */
+const cardOf = (holder: string) => `card-${holder}`;
 
 /** Legs of a transfer-producing op (a transfer, or every transfer of a batch). */
 export function legsOf(op: Op): Leg[] {

@@ -4,6 +4,7 @@ import { array, boolean, enums, integer, literal, number, object, optional, stri
 import { validate } from '../src/contracts.ts';
 
 export const providerFaultKinds = ['provider_fail', 'provider_timeout', 'provider_slow'] as const;
+export const providerNames = ['fx', 'compliance', 'card'] as const;
 
 const Outcome = object({
   type: literal('outcome'),
@@ -31,13 +32,32 @@ const WorkerReady = object({ type: literal('worker_ready'), worker: integer(), i
 const ProviderFault = object({
   type: literal('fault'),
   kind: enums(providerFaultKinds),
-  provider: enums(['fx', 'compliance']),
+  provider: enums(providerNames),
   delay_ms: optional(number()),
 });
 
-export const Message = union([Outcome, ClientReady, ClientDone, WorkerReady, ProviderFault]);
+/**
+ * One delivery of a card payment's 'captured' webhook (chaos/client.ts), as signalWorkflow
+ * answered it: delivered, recorded, late or duplicate; refused (an error not worth retrying,
+ * with its code); no_capture (the payment ended before the processor captured: nothing to
+ * send); gave_up (no answer by the run's deadline).
+ */
+const Signal = object({
+  type: literal('signal'),
+  op: string(),
+  /** 1 for the webhook, 2 for its redelivery. */
+  delivery: integer(),
+  outcome: enums(['delivered', 'recorded', 'late', 'duplicate', 'refused', 'no_capture', 'gave_up']),
+  /** The processor's event id, sent as the signal key. */
+  signalKey: optional(string()),
+  code: optional(string()),
+  attempts: integer(),
+});
+
+export const Message = union([Outcome, ClientReady, ClientDone, WorkerReady, ProviderFault, Signal]);
 export type Message = Infer<typeof Message>;
 export type OutcomeMessage = Infer<typeof Outcome>;
+export type SignalMessage = Infer<typeof Signal>;
 
 export function send(message: Message): void {
   // stdout to a pipe is written synchronously on Linux: a line sent is a line received, even if

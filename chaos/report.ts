@@ -12,7 +12,19 @@ export interface Summary {
   phases_s: { setup: number; workload: number; drain: number; verify: number };
   /** kept: the database (name, or embedded data directory) left for a look around, when the run failed or --keep. */
   database: { kind: 'embedded' | 'DATABASE_URL'; description: string; kept: string | null };
-  size: { requests: number; exchanges: number; transfers: number; batches: number; holds: number; holdResolutions: number; reversals: number; customers: number; clients: number; workers: number };
+  size: {
+    requests: number;
+    exchanges: number;
+    transfers: number;
+    batches: number;
+    holds: number;
+    holdResolutions: number;
+    reversals: number;
+    cardPayments: number;
+    customers: number;
+    clients: number;
+    workers: number;
+  };
   /** replayed: committed requests that were found already written when retried (a COMMIT whose answer was lost). */
   requests: { committed: number; refused: number; skipped: number; unknown: number; replayed: number };
   faults: {
@@ -59,7 +71,7 @@ export function renderSummary(summary: Summary): string {
   }
   const { setup, workload, drain, verify } = summary.phases_s;
   lines.push('');
-  lines.push(`${summary.size.requests} requests (${summary.size.exchanges} exchanges) from ${summary.size.clients} clients, ${summary.size.workers} workers, in ${summary.duration_s.toFixed(1)} s (setup ${setup.toFixed(1)}, workload ${workload.toFixed(1)}, drain ${drain.toFixed(1)}, verify ${verify.toFixed(1)})`);
+  lines.push(`${summary.size.requests} requests (${summary.size.exchanges} exchanges, ${summary.size.cardPayments} card payments) from ${summary.size.clients} clients, ${summary.size.workers} workers, in ${summary.duration_s.toFixed(1)} s (setup ${setup.toFixed(1)}, workload ${workload.toFixed(1)}, drain ${drain.toFixed(1)}, verify ${verify.toFixed(1)})`);
   if (summary.database.kept !== null) lines.push(`kept for a look around: ${summary.database.kept} (logs in ${summary.logs})`);
   lines.push(summary.ok ? `chaos: every invariant holds (seed ${summary.seed})` : `chaos: FAILED, seed ${summary.seed}; replay with: ${summary.replay}`);
   return lines.join('\n');

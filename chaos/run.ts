@@ -1,6 +1,7 @@
 // `npm run chaos`: ledgerbox under faults, replayable from a seed (TigerBeetle's simulator is the
-// model). Client processes place exchanges, transfers, holds and reversals through the public
-// API while worker processes run the steps; providers fail, time out and dawdle, workers are
+// model). Client processes place exchanges, transfers, holds, reversals and card payments
+// through the public API, and play the card processor's webhook, while worker processes run
+// the steps (the exchange and the card workflow); providers fail, time out and dawdle, workers are
 // killed with SIGKILL, connections are terminated mid-transaction and PostgreSQL restarts. Then
 // the system drains and the invariants are checked. Exit 0 only if every one holds.
 import fs from 'node:fs/promises';
@@ -14,7 +15,7 @@ import { buildPlan, type Plan } from './plan.ts';
 import { plantViolation } from './plant.ts';
 import { startCommitLossProxy, type CommitLossProxy } from './proxy.ts';
 import { logPath, spawnScript, WorkerSlot, type Spawned } from './processes.ts';
-import type { Message, OutcomeMessage } from './protocol.ts';
+import type { Message, OutcomeMessage, SignalMessage } from './protocol.ts';
 import { countFaults, renderSummary, writeJson, type Summary } from './report.ts';
 import { dice, streamSeed } from './random.ts';
 import { setUp } from './setup.ts';
@@ -79,15 +80,17 @@ async function main(): Promise<boolean> {
   pool.on('error', () => undefined);
   pool.on('connect', (connection) => connection.on('error', () => undefined));
   const customers = options.customers ?? Math.max(10, Math.round(options.exchanges / 10));
-  const plan = buildPlan({ seed: options.seed, exchanges: options.exchanges, clients: options.clients, customers });
+  const cardPayments = options.cardPayments ?? Math.max(5, Math.round(options.exchanges / 10));
+  const plan = buildPlan({ seed: options.seed, exchanges: options.exchanges, clients: options.clients, customers, cardPayments });
   const size = sizeOf(plan);
-  out(`  workload: ${size.requests} requests (${size.exchanges} exchanges, ${size.transfers} transfers, ${size.batches} batches, ${size.holds} holds, ${size.reversals} reversals) from ${options.clients} clients over ${options.duration} s, ${options.workers} workers, ${customers} customers`);
+  out(`  workload: ${size.requests} requests (${size.exchanges} exchanges, ${size.transfers} transfers, ${size.batches} batches, ${size.holds} holds, ${size.reversals} reversals, ${size.cardPayments} card payments) from ${options.clients} clients over ${options.duration} s, ${options.workers} workers, ${customers} customers`);
   await setUp(pool, plan);
   const setupDone = Date.now();
 
   const injected: InjectedFault[] = [];
   const missed: string[] = [];
   const outcomes = new Map<string, OutcomeMessage>();
+  const signals: SignalMessage[] = [];
   let clientConnectionErrors = 0;
   let workloadStart_ms = Date.now();
   const badLine = (who: string) => (line: string, error: unknown) => missed.push(`${who} wrote an unreadable line (${String(error)}): ${line.slice(0, 200)}`);
@@ -113,6 +116,8 @@ async function main(): Promise<boolean> {
             rates: { failRate: options.providerFailRate, timeoutRate: options.providerTimeoutRate, slowRate: options.providerSlowRate, slowMax_ms: 2 * providerTimeout_ms },
             declined: plan.declined,
             erroring: plan.erroring,
+            declinedCards: plan.declinedCards,
+            processorConnectionString: withApplicationName(url, `chaos-processor-${index}`),
             providerTimeout_ms,
             heartbeat_ms: 300,
             staleWorkerAfter_ms: 1_500,
@@ -149,6 +154,7 @@ async function main(): Promise<boolean> {
         onMessage: (message) => {
           if (message.type === 'client_ready') readyClients.add(message.client);
           if (message.type === 'outcome') outcomes.set(message.op, message);
+          if (message.type === 'signal') signals.push(message);
           if (message.type === 'client_done') clientConnectionErrors += message.connectionErrors;
         },
         env: {
@@ -159,6 +165,7 @@ async function main(): Promise<boolean> {
             exchanges: options.exchanges,
             clients: options.clients,
             customers,
+            cardPayments,
             duration_ms,
             lanes: 3,
           }),
@@ -220,7 +227,7 @@ async function main(): Promise<boolean> {
 
   const planted = options.plant === undefined ? null : await plantViolation(pool, plan, outcomes, options.plant);
   if (planted !== null) out(`  planted: ${planted}`);
-  const invariants = await verify(pool, plan, outcomes);
+  const invariants = await verify(pool, plan, outcomes, signals);
   const ok = invariants.every((invariant) => invariant.holds);
   const summary: Summary = {
     seed: options.seed,
@@ -271,6 +278,7 @@ function sizeOf(plan: Plan) {
     holds: count('hold'),
     holdResolutions: count('post_hold') + count('void_hold'),
     reversals: count('reverse'),
+    cardPayments: count('card_payment'),
   };
 }
 

@@ -7,7 +7,8 @@ import { validate } from '../src/contracts.ts';
 import { listFailedJobs, reconcile } from '../src/index.ts';
 import { expect, type ExchangeState } from './expected.ts';
 import { currencies, type Op, type Plan } from './plan.ts';
-import type { OutcomeMessage } from './protocol.ts';
+import type { OutcomeMessage, SignalMessage } from './protocol.ts';
+import { cardStates, verifyCards } from './verify-cards.ts';
 
 export interface Invariant {
   name: string;
@@ -35,13 +36,13 @@ const format = (minor: bigint) => {
   return `${sign}${(absolute / 100n).toLocaleString('en-US')}.${String(absolute % 100n).padStart(2, '0')}`;
 };
 
-/** Transfers each committed request writes, tagged with its op id in their metadata. */
+/** Transfers each committed request writes, tagged with its op id in their metadata (a card payment's are its workflow's, checked apart). */
 function transfersWritten(op: Op): number {
   if (op.kind === 'batch') return op.transfers.length;
-  return op.kind === 'expire_holds' ? 0 : 1;
+  return op.kind === 'expire_holds' || op.kind === 'card_payment' ? 0 : 1;
 }
 
-export async function verify(pool: pg.Pool, plan: Plan, outcomes: ReadonlyMap<string, OutcomeMessage>): Promise<Invariant[]> {
+export async function verify(pool: pg.Pool, plan: Plan, outcomes: ReadonlyMap<string, OutcomeMessage>, signals: readonly SignalMessage[]): Promise<Invariant[]> {
   const results: Invariant[] = [];
 
   // every request got an answer
@@ -128,12 +129,14 @@ export async function verify(pool: pg.Pool, plan: Plan, outcomes: ReadonlyMap<st
     pool,
     object({ key: string(), status: string(), target_amount: nullable(Bigint), settlement_id: nullable(string()), hold_id: nullable(string()) }),
     `select w.key, w.status, x.target_amount::text, x.settlement_id::text, x.hold_id::text
-     from ledgerbox.workflows w left join ledgerbox.exchanges x on x.workflow_id = w.id`,
+     from ledgerbox.workflows w left join ledgerbox.exchanges x on x.workflow_id = w.id
+     where w.kind = 'exchange'`,
   );
+  const cards = await cardStates(pool);
   const exchanges = new Map<string, ExchangeState>(
     exchangeRows.map((row) => [row.key, { key: row.key, status: row.status, targetAmount: row.target_amount === null ? null : BigInt(row.target_amount) }]),
   );
-  const expectation = expect(plan, outcomes, exchanges);
+  const expectation = expect(plan, outcomes, exchanges, cards);
   const totalViolations = [...expectation.misconverted];
   const actualPosted = new Map(accounts.map((account) => [account.key, BigInt(account.posted)]));
   for (const key of new Set([...expectation.balances.keys(), ...actualPosted.keys()])) {
@@ -236,13 +239,22 @@ export async function verify(pool: pg.Pool, plan: Plan, outcomes: ReadonlyMap<st
   }
   const startedExchanges = [...plan.ops.values()].filter((op) => op.kind === 'exchange' && outcomes.get(op.id)?.outcome === 'committed').length;
   if (exchangeRows.length !== startedExchanges) workflowViolations.push(`${exchangeRows.length} workflows for ${startedExchanges} exchanges the clients saw started`);
+  // the card workflows too (their own story is the next invariant), and nothing of another kind
+  const cardCounts = new Map<string, number>();
+  for (const card of cards.values()) {
+    cardCounts.set(card.status, (cardCounts.get(card.status) ?? 0) + 1);
+    if (card.status !== 'completed' && card.status !== 'compensated') workflowViolations.push(`workflow ${card.key} (card_capture) is ${card.status}`);
+  }
+  const others = await select(pool, object({ kind: string(), n: integer() }), `select kind, count(*)::int as n from ledgerbox.workflows where kind not in ('exchange', 'card_capture') group by kind`);
+  for (const other of others) workflowViolations.push(`${other.n} workflows of kind ${other.kind}, which the run never starts`);
+  const countsOf = (byStatus: Map<string, number>) => [...byStatus].map(([status, n]) => `${n} ${status}`).join(', ') || 'none';
   results.push(
-    invariant(
-      'every workflow completed or compensated',
-      workflowViolations,
-      `${exchangeRows.length} exchange workflows: ${[...statusCounts].map(([status, n]) => `${n} ${status}`).join(', ') || 'none'}`,
-    ),
+    invariant('every workflow completed or compensated', workflowViolations, `${exchangeRows.length} exchange workflows: ${countsOf(statusCounts)}; ${cards.size} card workflows: ${countsOf(cardCounts)}`),
   );
+
+  // every card payment as its processor and its webhooks say
+  const card = await verifyCards(pool, plan, outcomes, signals, cards, transfers);
+  results.push(invariant('every card payment captured and posted once, or voided, as its processor and its webhooks say', card.violations, card.figure));
 
   // no job left locked or lost
   const jobs = await select(

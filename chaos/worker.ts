@@ -1,13 +1,15 @@
 // One chaos worker process: ledgerbox's runner (startWorker, as a host service starts it) with
-// providers that inject faults, and the host's handler for settled exchanges. The run kills it
-// with SIGKILL at random moments and starts it again; SIGTERM stops it gracefully.
+// providers that inject faults, the host's card workflow beside the exchange, and the host's
+// handler for settled exchanges. The run kills it with SIGKILL at random moments and starts it
+// again; SIGTERM stops it gracefully.
 import pg from 'pg';
 import { pino } from 'pino';
 import { array, integer, number, object, string } from 'superstruct';
 import { validate } from '../src/contracts.ts';
 import { exchangeSettled, startWorker } from '../src/index.ts';
+import { chaosCardWorkflow, DatabaseCardProcessor } from './cards.ts';
 import { send } from './protocol.ts';
-import { faultyProviders } from './providers.ts';
+import { faultyCardProcessor, faultyProviders, providerFaults } from './providers.ts';
 
 const WorkerSettings = object({
   index: integer(),
@@ -19,6 +21,9 @@ const WorkerSettings = object({
   rates: object({ failRate: number(), timeoutRate: number(), slowRate: number(), slowMax_ms: integer() }),
   declined: array(string()),
   erroring: array(string()),
+  declinedCards: array(string()),
+  /** The card processor's connections (application_name chaos-processor-<index>: not the worker's, so no worker connection kill takes them). */
+  processorConnectionString: string(),
   providerTimeout_ms: integer(),
   heartbeat_ms: integer(),
   staleWorkerAfter_ms: integer(),
@@ -32,6 +37,15 @@ const logger = pino({ level: process.env.LEDGERBOX_LOG_LEVEL ?? 'warn', base: { 
 const hostPool = new pg.Pool({ connectionString: settings.connectionString, max: 2 });
 hostPool.on('error', (error) => logger.warn({ err: error }, 'host connection lost'));
 hostPool.on('connect', (connection) => connection.on('error', (error) => logger.warn({ err: error }, 'host connection lost')));
+
+// the card processor: the run's one processor, in the database, reached over its own connections
+const processorPool = new pg.Pool({ connectionString: settings.processorConnectionString, max: settings.concurrency });
+processorPool.on('error', (error) => logger.warn({ err: error }, 'card processor connection lost'));
+processorPool.on('connect', (connection) => connection.on('error', (error) => logger.warn({ err: error }, 'card processor connection lost')));
+
+// one seeded stream of faults for every provider this worker calls
+const faults = providerFaults({ seed: settings.seed, rates: settings.rates, report: (fault) => send({ type: 'fault', ...fault }) });
+const processor = faultyCardProcessor(new DatabaseCardProcessor(processorPool, { declinedCards: settings.declinedCards }), faults, 2 * settings.providerTimeout_ms);
 
 const worker = await startWorker({
   connectionString: settings.connectionString,
@@ -48,13 +62,8 @@ const worker = await startWorker({
   reconciliation: false, // the run reconciles at the end, by itself
   noHandleSignals: true,
   logger,
-  providers: faultyProviders({
-    seed: settings.seed,
-    rates: settings.rates,
-    declined: settings.declined,
-    erroring: settings.erroring,
-    report: (fault) => send({ type: 'fault', ...fault }),
-  }),
+  providers: faultyProviders({ faults, declined: settings.declined, erroring: settings.erroring }),
+  workflows: [chaosCardWorkflow(processor)],
   tasks: [
     {
       task: exchangeSettled,
@@ -78,7 +87,7 @@ const stop = () => {
   stopping = true;
   void worker
     .stop()
-    .then(() => hostPool.end())
+    .then(() => Promise.all([hostPool.end(), processorPool.end()]))
     .then(
       () => process.exit(0),
       (error: unknown) => {

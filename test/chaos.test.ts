@@ -16,7 +16,7 @@ interface Summary {
   ok: boolean;
   replay: string;
   database: { kind: string; kept: string | null };
-  size: { exchanges: number; requests: number };
+  size: { exchanges: number; requests: number; cardPayments: number };
   requests: { committed: number; refused: number; skipped: number; unknown: number; replayed: number };
   faults: { injected: Record<string, number>; skipped: Record<string, string> };
   planted: string | null;
@@ -51,6 +51,7 @@ const invariantNames = [
   'no transfer posted twice',
   'no hold left pending',
   'every workflow completed or compensated',
+  'every card payment captured and posted once, or voided, as its processor and its webhooks say',
   'no job left locked or lost',
   'the reconciliation is clean of criticals',
 ];
@@ -94,6 +95,24 @@ test('a short chaos run on its own embedded PostgreSQL: every fault kind injecte
   // 2% of the exchanges ask for more than the customer has and are refused at the start
   const workflows = Number(/^(\d+) exchange workflows: /.exec(invariant(summary, 'every workflow completed or compensated').figure)?.[1]);
   assert.ok(workflows > 225 && workflows <= 250, `${workflows} exchange workflows`);
+
+  // the card workflow ran beside the exchange, on the same workers, its processor's webhooks
+  // coming on time, twice, late and never, and some cards declined
+  assert.equal(summary.size.cardPayments, 25);
+  const cards = invariant(summary, 'every card payment captured and posted once, or voided, as its processor and its webhooks say').figure;
+  const figure = (pattern: RegExp) => {
+    const found = pattern.exec(cards);
+    assert.ok(found, `${pattern} in: ${cards}`);
+    return Number(found[1]);
+  };
+  assert.equal(figure(/^(\d+) card payments/), 25);
+  assert.ok(figure(/(\d+) completed, each captured, posted and settled once/) >= 1, cards);
+  assert.ok(figure(/\((\d+) declined/) >= 1, cards);
+  assert.ok(figure(/(\d+) signalled late, each with its signal_too_late alert/) >= 1, cards);
+  assert.ok(figure(/(\d+) never signalled/) >= 1, cards);
+  assert.ok(figure(/(\d+) duplicates kept once/) >= 1, cards);
+  // the processor's lost answers were found by looking the key up, not by asking again blindly
+  assert.ok(figure(/looked up after a lost answer: (\d+)/) >= 1, cards);
   // a passing run cleans up after itself
   assert.equal(summary.database.kept, null);
 });
@@ -120,7 +139,14 @@ test('a planted drift (a superuser rewrites a cached balance): the run fails, na
     assert.equal(invariant(summary, 'the reconciliation is clean of criticals').holds, false);
     assert.match(invariant(summary, 'the reconciliation is clean of criticals').violations.join('\n'), /^balance_drift /m);
     // what the drift does not touch still holds
-    for (const name of ['every request got an answer', 'no transfer posted twice', 'no hold left pending', 'every workflow completed or compensated', 'no job left locked or lost']) {
+    for (const name of [
+      'every request got an answer',
+      'no transfer posted twice',
+      'no hold left pending',
+      'every workflow completed or compensated',
+      'every card payment captured and posted once, or voided, as its processor and its webhooks say',
+      'no job left locked or lost',
+    ]) {
       assert.equal(invariant(summary, name).holds, true, `${name}: ${invariant(summary, name).violations.join('; ')}`);
     }
     assert.equal(summary.database.kind, 'DATABASE_URL');
