@@ -417,7 +417,8 @@ async function callWithLookup<T>(call: () => Promise<T>, lookup: (() => Promise<
       }),
     ]);
   } catch (error) {
-    if (!(error instanceof LedgerboxError && error.code === 'provider_timeout') || lookup === undefined) throw error;
+    // by code, not class: a provider may throw the timeout of another copy of ledgerbox
+    if ((error as { code?: unknown })?.code !== 'provider_timeout' || lookup === undefined) throw error;
     const known = await lookup();
     if (known === undefined) throw error; // it never happened: the next attempt may ask again
     return known;
