@@ -1,4 +1,3 @@
-import { sql } from '@databases/pg';
 import { any, array, object, optional, record, size, string, union, unknown } from 'superstruct';
 import { IdempotencyKey, StorableText, Uuid, validate } from '../contracts.js';
 import { autocommitSession, inTransaction, type DatabaseHandle, type Session } from '../db/handle.js';
@@ -9,7 +8,7 @@ import { checkJobs } from '../outbox/enqueue.js';
 import { jobSpecsJson } from '../outbox/outbox-queries.js';
 import { IdentifiersOnly } from '../outbox/tasks.js';
 import { checkInput, compiledWorkflow, SignalName, type Workflow, type WorkflowJob } from './define.js';
-import { insertSignal, selectWorkflow, selectWorkflowByKey, startWorkflowRow, type WorkflowRow } from './workflow-queries.js';
+import { insertSignal, selectWorkflowWithResults, startWorkflowRow, type WorkflowRow } from './workflow-queries.js';
 
 export interface StartedWorkflow {
   workflowId: string;
@@ -110,14 +109,9 @@ export interface WorkflowState {
 /** Reads a workflow by id or key and where it stands; `workflow_not_found` when there is none. */
 export async function getWorkflow(db: DatabaseHandle, workflow: { id: string } | { key: string }): Promise<WorkflowState> {
   const which = validate(WorkflowRef, workflow, 'workflow');
-  const session = autocommitSession(db);
-  const row = 'id' in which ? await selectWorkflow(session, which.id, { lock: false }) : await selectWorkflowByKey(session, which.key);
-  if (row === undefined) throw notFound(which);
-  const results = await session.query(
-    // one small read: a workflow has a handful of steps
-    sql`select coalesce(jsonb_object_agg(step, result), '{}') as results from ledgerbox.step_results where workflow_id = ${row.id}::uuid`,
-  );
-  return stateOf(row, validate(object({ results: record(string(), unknown()) }), results[0], 'step results').results);
+  const found = await selectWorkflowWithResults(autocommitSession(db), which);
+  if (found === undefined) throw notFound(which);
+  return stateOf(found.workflow, found.results);
 }
 
 /** Exactly one of id and key. */

@@ -53,6 +53,21 @@ export async function selectWorkflow(db: Session, id: string, options: { lock: b
   return row === undefined ? undefined : readRow(WorkflowRow, row, 'workflow');
 }
 
+/** A workflow by id or key and the results its steps recorded, in one round trip (getWorkflow). */
+export async function selectWorkflowWithResults(
+  db: Session,
+  which: { id: string } | { key: string },
+): Promise<{ workflow: WorkflowRow; results: Record<string, unknown> } | undefined> {
+  const [row] = await db.query(sql`
+    select ${workflowColumns},
+      (select coalesce(jsonb_object_agg(r.step, r.result), '{}') from ledgerbox.step_results r where r.workflow_id = w.id) as step_results
+    from ledgerbox.workflows w
+    where ${'id' in which ? sql`w.id = ${which.id}::uuid` : sql`w.key = ${which.key}`}`);
+  if (row === undefined) return undefined;
+  const { step_results: results, ...workflow } = row as Record<string, unknown>;
+  return { workflow: readRow(WorkflowRow, workflow, 'workflow'), results: readRow(record(string(), unknown()), results, 'step results') };
+}
+
 export async function selectWorkflowByKey(db: Session, key: string): Promise<WorkflowRow | undefined> {
   const [row] = await db.query(sql`select ${workflowColumns} from ledgerbox.workflows w where w.key = ${key}`);
   return row === undefined ? undefined : readRow(WorkflowRow, row, 'workflow');
