@@ -6,7 +6,7 @@ import { quietPool, withDatabase, type BenchServer } from './database.ts';
 import { median, metric, type Metric } from './results.ts';
 import type { BenchSettings } from './settings.ts';
 
-/** Transfers written per transaction while generating history: bounds each commit's deferred checks. */
+/** Transfers written per statement while generating history: bounds each statement's transition tables and its transaction. */
 const transfers_per_chunk_max = 100_000;
 const accountCount = 1_000;
 
@@ -92,9 +92,9 @@ function assertClean(report: { status: string; headline?: unknown; findings: rea
 
 /**
  * Writes `entries` entries (one-leg transfers, two entries each) with set-based SQL: per chunk,
- * one statement for the transfers and one for their entries, in the transfers' own transaction
- * as the entries_only_with_their_transfer rule requires; the triggers keep the cached balances
- * and check every transfer balances at commit, as for any other writer.
+ * one statement for the transfers and their entries, as the ledger's rules require (a
+ * transfer's entries arrive in the statement that creates it); the triggers keep the cached
+ * balances and check every transfer balances, once per statement, as for any other writer.
  */
 async function generateEntries(pool: pg.Pool, firstTransfer: number, entries: number): Promise<void> {
   const transfers = Math.floor(entries / 2);
@@ -105,19 +105,19 @@ async function generateEntries(pool: pg.Pool, firstTransfer: number, entries: nu
     const client = await pool.connect();
     try {
       await client.query('begin');
-      await client.query(
-        `insert into ledgerbox.transfers (key, kind) select 'history:' || g, 'posted' from generate_series($1::int, $2::int) g`,
-        [from, to],
-      );
       // from = g mod n, to = from shifted by 1..n-1: never the same account
       await client.query(
-        `insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
-         select t.id, 0, $3::bigint + side.account, 'USD', side.amount
-         from generate_series($1::int, $2::int) g
-         join ledgerbox.transfers t on t.key = 'history:' || g
+        `with t as (
+           insert into ledgerbox.transfers (key, kind) select 'history:' || g, 'posted' from generate_series($1::int, $2::int) g
+           returning id, key, effective_at
+         )
+         insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount, phase, effective_at)
+         select t.id, 0, $3::bigint + side.account, 'USD', side.amount, 'posted', t.effective_at
+         from t
+         cross join lateral (select substr(t.key, 9)::int as g) n
          cross join lateral (values
-           (g % $4, -(1 + g % 997)::bigint),
-           ((g % $4 + 1 + (g / $4) % ($4 - 1)) % $4, (1 + g % 997)::bigint)
+           (n.g % $4, -(1 + n.g % 997)::bigint),
+           ((n.g % $4 + 1 + (n.g / $4) % ($4 - 1)) % $4, (1 + n.g % 997)::bigint)
          ) as side(account, amount)`,
         [from, to, firstAccount, accountCount],
       );

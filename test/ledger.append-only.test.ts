@@ -33,21 +33,31 @@ async function inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Pr
   }
 }
 
+/**
+ * A transfer and its entries written with raw SQL as the rules require: in one statement (a
+ * writable CTE), phase and effective date left to the database.
+ */
+async function rawTransfer(client: pg.PoolClient, key: string, entries: readonly [accountId: string, currency: string, amount: string | number][]): Promise<string> {
+  const { rows } = await client.query(
+    `with t as (insert into ledgerbox.transfers (key, kind) values ($1, 'posted') returning id)
+     insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
+     select t.id, 0, e.account_id, e.currency, e.amount
+     from t, unnest($2::bigint[], $3::text[], $4::bigint[]) as e(account_id, currency, amount)
+     returning transfer_id`,
+    [key, entries.map((e) => e[0]), entries.map((e) => e[1]), entries.map((e) => String(e[2]))],
+  );
+  return rows[0].transfer_id;
+}
+
 async function entryCount(): Promise<number> {
   return (await db.pool.query('select count(*)::int as n from ledgerbox.entries')).rows[0].n;
 }
 
-test('an unbalanced transfer inserted with raw SQL is refused at commit', async () => {
+test('an unbalanced transfer inserted with raw SQL is refused by its statement', async () => {
   const { sam, world } = await ids();
   const before = await entryCount();
   await assert.rejects(
-    inTransaction(async (client) => {
-      const { rows } = await client.query(`insert into ledgerbox.transfers (key, kind) values ('raw-unbalanced', 'posted') returning id`);
-      await client.query(
-        `insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount) values ($1, 0, $2, 'USD', -100), ($1, 0, $3, 'USD', 99)`,
-        [rows[0].id, world, sam],
-      );
-    }),
+    inTransaction((client) => rawTransfer(client, 'raw-unbalanced', [[world, 'USD', -100], [sam, 'USD', 99]])),
     { code: '23514', constraint: 'transfer_balanced_per_currency', message: /does not balance in USD: its entries sum to -1/ },
   );
   assert.equal(await entryCount(), before);
@@ -58,34 +68,38 @@ test('a transfer balanced in total but not per currency is refused', async () =>
   const { sam, world } = await ids();
   const { rows: eurAccount } = await db.pool.query(`select id from ledgerbox.accounts where key = 'world:EUR'`);
   await assert.rejects(
-    inTransaction(async (client) => {
-      const { rows } = await client.query(`insert into ledgerbox.transfers (key, kind) values ('raw-cross', 'posted') returning id`);
-      await client.query(
-        `insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount) values ($1, 0, $2, 'USD', -100), ($1, 0, $3, 'EUR', 100)`,
-        [rows[0].id, world, eurAccount[0].id],
-      );
+    inTransaction((client) => {
       void sam;
+      return rawTransfer(client, 'raw-cross', [[world, 'USD', -100], [eurAccount[0].id, 'EUR', 100]]);
     }),
     { constraint: 'transfer_balanced_per_currency' },
   );
 });
 
 test('a transfer without entries, and an entry in another currency than its account, are refused', async () => {
+  const before = await posted('sam');
   await assert.rejects(
     inTransaction((client) => client.query(`insert into ledgerbox.transfers (key, kind) values ('raw-empty', 'posted')`)),
     { constraint: 'transfer_has_entries' },
   );
   const { sam, world } = await ids();
   await assert.rejects(
-    inTransaction(async (client) => {
-      const { rows } = await client.query(`insert into ledgerbox.transfers (key, kind) values ('raw-currency', 'posted') returning id`);
-      await client.query(
-        `insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount) values ($1, 0, $2, 'EUR', -5), ($1, 0, $3, 'EUR', 5)`,
-        [rows[0].id, world, sam],
-      );
-    }),
-    { code: '23503', constraint: 'entry_account_currency_fk' },
+    inTransaction((client) => rawTransfer(client, 'raw-currency', [[world, 'EUR', -5], [sam, 'EUR', 5]])),
+    { code: '23503', constraint: 'entry_account_currency_fk', detail: new RegExp(`\\(${world}, EUR\\) is not present`) },
   );
+  // an account that does not exist, and a transfer that does not exist: checked per statement
+  // as the foreign keys checked them per row, same SQLSTATE and names
+  await assert.rejects(
+    inTransaction((client) => rawTransfer(client, 'raw-no-account', [[world, 'USD', -5], ['987654321', 'USD', 5]])),
+    { code: '23503', constraint: 'entry_account_currency_fk', detail: /\(987654321, USD\) is not present/ },
+  );
+  await assert.rejects(
+    inTransaction((client) =>
+      client.query(`insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount, phase, effective_at) values (gen_random_uuid(), 0, $1, 'USD', -5, 'posted', now()), (gen_random_uuid(), 0, $2, 'USD', 5, 'posted', now())`, [world, sam]),
+    ),
+    { code: '23503', constraint: 'entries_transfer_id_fkey' },
+  );
+  assert.equal(await posted('sam'), before);
 });
 
 async function posted(key: string): Promise<string> {
@@ -95,13 +109,7 @@ async function posted(key: string): Promise<string> {
 test('a balanced raw-SQL transfer commits, and the cached balances follow its entries', async () => {
   const { sam, world } = await ids();
   const before = BigInt(await posted('sam'));
-  await inTransaction(async (client) => {
-    const { rows } = await client.query(`insert into ledgerbox.transfers (key, kind) values ('raw-balanced', 'posted') returning id`);
-    await client.query(
-      `insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount) values ($1, 0, $2, 'USD', -7), ($1, 0, $3, 'USD', 7)`,
-      [rows[0].id, world, sam],
-    );
-  });
+  await inTransaction((client) => rawTransfer(client, 'raw-balanced', [[world, 'USD', -7], [sam, 'USD', 7]]));
   assert.equal(await posted('sam'), String(before + 7n));
   await assertLedgerInvariants(db.pool);
 });
@@ -119,6 +127,100 @@ test('entries cannot be added to a transfer committed earlier, even balanced one
     { code: '42501', constraint: 'entries_only_with_their_transfer', message: /is committed: entries cannot be added/ },
   );
   assert.equal(await entryCount(), before);
+});
+
+test('a transfer\'s entries arrive in the statement that creates it: not in a later statement of its transaction, whatever SET CONSTRAINTS says', async () => {
+  const { sam, world } = await ids();
+  const before = { entries: await entryCount(), sam: await posted('sam') };
+  for (const mode of ['immediate', 'deferred']) {
+    // the transfer alone: refused when its statement ends, not at commit
+    await assert.rejects(
+      inTransaction(async (client) => {
+        await client.query(`set constraints all ${mode}`);
+        await client.query(`insert into ledgerbox.transfers (key, kind) values ('raw-alone', 'posted')`);
+      }),
+      { code: '23514', constraint: 'transfer_has_entries', message: /inserted by the statement that creates it/ },
+    );
+    // entries added by a later statement of the same transaction, balanced ones included
+    await assert.rejects(
+      inTransaction(async (client) => {
+        await client.query(`set constraints all ${mode}`);
+        const id = await rawTransfer(client, `raw-later-${mode}`, [[world, 'USD', -3], [sam, 'USD', 3]]);
+        await client.query(
+          `insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount) values ($1, 1, $2, 'USD', -4), ($1, 1, $3, 'USD', 4)`,
+          [id, world, sam],
+        );
+      }),
+      { code: '42501', constraint: 'entries_only_with_their_transfer', message: /inserted by the statement that creates the transfer/ },
+    );
+  }
+  assert.equal(await entryCount(), before.entries);
+  assert.equal(await posted('sam'), before.sam);
+});
+
+test('one statement of many transfers is checked per transfer: one unbalanced among them refuses the statement and writes none', async () => {
+  const { sam, world } = await ids();
+  const before = { entries: await entryCount(), sam: await posted('sam') };
+  const many = (badAt: number) =>
+    inTransaction((client) =>
+      client.query(
+        `with t as (
+           insert into ledgerbox.transfers (key, kind) select 'raw-many-' || $3::int || '-' || g, 'posted' from generate_series(1, 50) g
+           returning id, key
+         )
+         insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
+         select t.id, 0, side.account_id, 'USD', side.amount
+         from t
+         cross join lateral (values ($1::bigint, -2::bigint),
+           ($2::bigint, case when t.key = 'raw-many-' || $3::int || '-' || $3::int then 1 else 2 end::bigint)) side(account_id, amount)`,
+        [world, sam, badAt],
+      ),
+    );
+  await assert.rejects(many(37), { constraint: 'transfer_balanced_per_currency', message: /does not balance in USD: its entries sum to -1/ });
+  assert.equal(await entryCount(), before.entries);
+  await many(0); // none unbalanced: all fifty commit
+  assert.equal(await entryCount(), before.entries + 100);
+  assert.equal(await posted('sam'), String(BigInt(before.sam) + 100n));
+  await assertLedgerInvariants(db.pool);
+});
+
+test('an entry given its own phase or effective date is held to its transfer\'s; left out, they are the transfer\'s', async () => {
+  const { sam, world } = await ids();
+  const write = (phase: string, effectiveAt: string | null) =>
+    inTransaction((client) =>
+      client.query(
+        `with t as (insert into ledgerbox.transfers (key, kind, effective_at) values ($4, 'posted', '2026-01-02T03:04:05.678Z') returning id, effective_at)
+         insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount, phase, effective_at)
+         select t.id, 0, e.account_id, 'USD', e.amount, $3, coalesce($5::timestamptz, t.effective_at)
+         from t, (values ($1::bigint, -1::bigint), ($2::bigint, 1::bigint)) e(account_id, amount)`,
+        [world, sam, phase, `raw-phase-${phase}-${effectiveAt ?? 'own'}`, effectiveAt],
+      ),
+    );
+  await assert.rejects(write('pending', null), { code: '23514', constraint: 'entries_follow_their_transfer' });
+  await assert.rejects(write('posted', '2026-01-01T00:00:00Z'), { code: '23514', constraint: 'entries_follow_their_transfer' });
+  await write('posted', null);
+  const id = await inTransaction((client) => rawTransfer(client, 'raw-filled', [[world, 'USD', -1], [sam, 'USD', 1]]));
+  const { rows } = await db.pool.query(
+    `select e.phase, e.effective_at = t.effective_at as same_date from ledgerbox.entries e join ledgerbox.transfers t on t.id = e.transfer_id where t.id = $1`,
+    [id],
+  );
+  assert.deepEqual(rows, [{ phase: 'posted', same_date: true }, { phase: 'posted', same_date: true }]);
+});
+
+test('a void_hold has no entries, even in the statement that creates it', async () => {
+  const { sam, world } = await ids();
+  const hold = await createHold(db.pool, { key: 'raw-void-target', from: 'sam', to: 'world', amount: usd(1n) });
+  await assert.rejects(
+    inTransaction((client) =>
+      client.query(
+        `with t as (insert into ledgerbox.transfers (key, kind, hold_id, void_reason) values ('raw-void-entries', 'void_hold', $3, 'voided') returning id)
+         insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
+         select t.id, 0, e.account_id, 'USD', e.amount from t, (values ($1::bigint, -1::bigint), ($2::bigint, 1::bigint)) e(account_id, amount)`,
+        [world, sam, hold.id],
+      ),
+    ),
+    { code: '23514', constraint: 'void_hold_has_no_entries' },
+  );
 });
 
 test('cached balances cannot be set directly; only bypassing the triggers makes drift, and the invariant check catches it', async () => {
@@ -203,13 +305,7 @@ test('the database refuses an overdraft written with raw SQL', async () => {
   const { sam, world } = await ids();
   const balance = BigInt(await posted('sam'));
   await assert.rejects(
-    inTransaction(async (client) => {
-      const { rows } = await client.query(`insert into ledgerbox.transfers (key, kind) values ('raw-overdraft', 'posted') returning id`);
-      await client.query(
-        `insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount) values ($1, 0, $2, 'USD', $4), ($1, 0, $3, 'USD', $5)`,
-        [rows[0].id, sam, world, String(-(balance + 1n)), String(balance + 1n)],
-      );
-    }),
+    inTransaction((client) => rawTransfer(client, 'raw-overdraft', [[sam, 'USD', String(-(balance + 1n))], [world, 'USD', String(balance + 1n)]])),
     { code: '23514', constraint: 'account_available_not_negative' },
   );
   assert.equal(await posted('sam'), String(balance));

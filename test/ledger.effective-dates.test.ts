@@ -21,7 +21,7 @@ import {
   type Transfer,
 } from '../src/index.ts';
 import { autocommitSession } from '../src/db/handle.ts';
-import { insertTransfer } from '../src/ledger/ledger-queries.ts';
+import { insertTransfers } from '../src/ledger/ledger-queries.ts';
 import { useTestDatabase } from './support/database.ts';
 import { assertLedgerInvariants } from './support/invariants.ts';
 import { minor, usd } from './support/money.ts';
@@ -237,10 +237,14 @@ test('raw SQL: a post_hold, a void_hold or a reversal effective before its origi
 
   // at the same instant, each is accepted (and the hold is resolved once)
   await inTransaction((client) => client.query(`insert into ledgerbox.transfers (key, kind, hold_id, void_reason, effective_at) values ('raw-void-hal', 'void_hold', $1, 'voided', '2025-03-01T00:00:00Z')`, [hold.id]), 'ledgerbox_app');
-  await inTransaction(async (client) => {
-    const { rows } = await client.query(`insert into ledgerbox.transfers (key, kind, reverses_id, effective_at) values ('raw-refund-hal', 'reversal', $1, '2025-03-01T00:00:00Z') returning id`, [original.id]);
-    await client.query(`insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount) values ($1, 0, $2, 'USD', -50), ($1, 0, $3, 'USD', 50)`, [rows[0].id, merchant, hal]);
-  });
+  await inTransaction((client) =>
+    client.query(
+      `with t as (insert into ledgerbox.transfers (key, kind, reverses_id, effective_at) values ('raw-refund-hal', 'reversal', $1, '2025-03-01T00:00:00Z') returning id)
+       insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
+       select t.id, 0, e.account_id, 'USD', e.amount from t, (values ($2::bigint, -50::bigint), ($3::bigint, 50::bigint)) e(account_id, amount)`,
+      [original.id, merchant, hal],
+    ),
+  );
   assert.equal(await holdStatus(hold.id), 'voided');
   assert.deepEqual(await balances('hal'), { posted: 1_000n, pendingOutgoing: 0n, pendingIncoming: 0n, available: 1_000n });
   await assertLedgerInvariants(db.pool);
@@ -290,20 +294,22 @@ test('raw SQL: the check is not deferred (SET CONSTRAINTS cannot postpone it), c
   const [ida, merchant] = [await accountId('ida'), await accountId('merchant')];
   const originalId = (await db.pool.query(`select gen_random_uuid()::text as id`)).rows[0].id;
   const transferAndReversal = (reversalAt: string) =>
-    inTransaction(async (client) => {
-      const { rows } = await client.query(
-        `insert into ledgerbox.transfers (id, key, kind, reverses_id, effective_at) values
-          ($1, 'raw-pay-ida', 'posted', null, '2025-04-10T00:00:00Z'),
-          (gen_random_uuid(), 'raw-refund-ida', 'reversal', $1, $2)
-        returning id, kind`,
-        [originalId, reversalAt],
-      );
-      const reversalId = rows.find((row) => row.kind === 'reversal')!.id;
-      await client.query(
-        `insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount) values ($1, 0, $2, 'USD', -3), ($1, 0, $3, 'USD', 3), ($4, 0, $3, 'USD', -3), ($4, 0, $2, 'USD', 3)`,
-        [originalId, ida, merchant, reversalId],
-      );
-    }, 'ledgerbox_app');
+    inTransaction(
+      (client) =>
+        client.query(
+          `with t as (
+             insert into ledgerbox.transfers (id, key, kind, reverses_id, effective_at) values
+               ($1, 'raw-pay-ida', 'posted', null, '2025-04-10T00:00:00Z'),
+               (gen_random_uuid(), 'raw-refund-ida', 'reversal', $1, $2)
+             returning id, kind
+           )
+           insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
+           select t.id, 0, e.account_id, 'USD', case when t.kind = 'posted' then e.amount else -e.amount end
+           from t, (values ($3::bigint, -3::bigint), ($4::bigint, 3::bigint)) e(account_id, amount)`,
+          [originalId, reversalAt, ida, merchant],
+        ),
+      'ledgerbox_app',
+    );
   await assert.rejects(transferAndReversal('2025-04-09T23:59:59.999Z'), { ...refusedByDatabase, message: /raw-refund-ida/ });
   assert.equal(await transferCount('raw-pay-ida'), 0);
   await transferAndReversal('2025-04-10T00:00:00Z');
@@ -334,7 +340,7 @@ test("a refusal raised by the database itself becomes the API's error, same code
   const hold = await createHold(db.pool, { key: 'hold-kit', from: 'kit', to: 'merchant', amount: usd(10n), effectiveAt: '2025-05-01T00:00:00Z' });
   // past the API's own check: the insert that writeTransfer makes, with an early date
   await assert.rejects(
-    insertTransfer(autocommitSession(db.pool), { key: 'direct-void-kit', kind: 'void_hold', holdId: hold.id, voidReason: 'voided', metadata: {}, effectiveAt: new Date('2025-04-01T00:00:00Z') }),
+    insertTransfers(autocommitSession(db.pool), [{ key: 'direct-void-kit', kind: 'void_hold', holdId: hold.id, voidReason: 'voided', metadata: {}, effectiveAt: new Date('2025-04-01T00:00:00Z') }], []),
     {
       code: 'effective_before_original',
       message: /direct-void-kit.*2025-04-01T00:00:00\.000Z.*2025-05-01T00:00:00\.000Z/,
@@ -419,10 +425,14 @@ test('no overdraft, back-dated: a debit the account cannot pay now is refused, e
   // the database refuses it for raw SQL too: the account's check constraint
   const [ned, merchant] = [await accountId('ned'), await accountId('merchant')];
   await assert.rejects(
-    inTransaction(async (client) => {
-      const { rows } = await client.query(`insert into ledgerbox.transfers (key, kind, effective_at) values ('raw-late-ned', 'posted', '2025-02-01T00:00:00Z') returning id`);
-      await client.query(`insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount) values ($1, 0, $2, 'USD', -50), ($1, 0, $3, 'USD', 50)`, [rows[0].id, ned, merchant]);
-    }),
+    inTransaction((client) =>
+      client.query(
+        `with t as (insert into ledgerbox.transfers (key, kind, effective_at) values ('raw-late-ned', 'posted', '2025-02-01T00:00:00Z') returning id)
+         insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
+         select t.id, 0, e.account_id, 'USD', e.amount from t, (values ($1::bigint, -50::bigint), ($2::bigint, 50::bigint)) e(account_id, amount)`,
+        [ned, merchant],
+      ),
+    ),
     { code: '23514', constraint: 'account_available_not_negative' },
   );
   assert.deepEqual(await balances('ned'), { posted: 0n, pendingOutgoing: 0n, pendingIncoming: 0n, available: 0n });

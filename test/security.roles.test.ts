@@ -125,7 +125,7 @@ test("ledgerbox_app reaches graphile-worker only through ledgerbox's functions, 
   // recorded (test/workflows.steps.test.ts), list stuck workflows with their pending jobs
   // (read-only); the trigger functions cannot be called outside a trigger
   assert.deepEqual(
-    rows.map((row) => row.name).filter((name) => !['ledgerbox.apply_entries_to_balances()', 'ledgerbox.track_holds()', 'ledgerbox.track_holds_without_expiry()'].includes(name)),
+    rows.map((row) => row.name).filter((name) => !['ledgerbox.entries_check_and_apply()', 'ledgerbox.transfers_check_and_track()'].includes(name)),
     ['ledgerbox.add_jobs(json,boolean)', 'ledgerbox.complete_job(bigint,text)', 'ledgerbox.enqueue_step(uuid,text)', 'ledgerbox.job_lock_holder(bigint)', 'ledgerbox.retire_step_job(bigint,text,uuid,text)', 'ledgerbox.stuck_workflows(interval)', 'ledgerbox.try_add_jobs(json,boolean)'],
   );
   // retiring deletes nothing that is not a finished step's job held by that worker

@@ -5,8 +5,7 @@ import { InvalidInputError, LedgerboxError, describeValue } from '../errors.js';
 import { limits } from '../limits.js';
 import { int8_max, readMoney } from '../money/money.js';
 import {
-  insertEntriesOfTransfers,
-  insertPostedTransfers,
+  insertTransfers,
   selectTransfersByKeys,
   type AccountRow,
   type NewEntry,
@@ -95,7 +94,15 @@ async function writeBatch(db: Session, items: readonly BatchItem[], jobKeyMode: 
   const entries = fresh.map((item) => entriesOf(item, byKey));
   assertFundsInOrder(fresh, byKey);
 
-  const rows = await insertPostedTransfers(db, fresh.map((item) => item.request.transfer));
+  // Every fresh transfer, its entries and the jobs of the transfers written here (and of no
+  // replay) in one statement, checked by the database once for the statement
+  // (migrations/0012_set_based_posting.sql); the cached balances follow in it, by trigger.
+  const rows = await insertTransfers(
+    db,
+    fresh.map((item) => item.request.transfer),
+    fresh.flatMap((item, position) => entries[position]!.map((entry) => ({ ...entry, transferKey: item.request.transfer.key }))),
+    { specs: fresh.flatMap((item) => item.request.jobs?.specs ?? []), jobKeyMode },
+  );
   const rowByKey = new Map(rows.map((row) => [row.key, row]));
   const raced = fresh.find((item) => !rowByKey.has(item.request.transfer.key));
   if (raced !== undefined) {
@@ -107,14 +114,6 @@ async function writeBatch(db: Session, items: readonly BatchItem[], jobKeyMode: 
       details: { transfer: raced.index },
     });
   }
-  // The cached balances follow in the same statement, by trigger; each transfer's balance is
-  // checked at commit (migrations/0001_ledger.sql). The jobs of the transfers written here (and
-  // of no replay) are added by that statement too.
-  await insertEntriesOfTransfers(
-    db,
-    fresh.flatMap((item, position) => entries[position]!.map((entry) => ({ ...entry, transferId: rowByKey.get(item.request.transfer.key)!.id }))),
-    { specs: fresh.flatMap((item) => item.request.jobs?.specs ?? []), jobKeyMode },
-  );
   for (const item of fresh) results.set(item.index, toTransfer(rowByKey.get(item.request.transfer.key)!, item.request.legs, [...byKey.values()], false));
   return items.map((item) => results.get(item.index)!);
 }

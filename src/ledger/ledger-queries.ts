@@ -1,4 +1,4 @@
-import { sql, type SQLQuery } from '@databases/pg';
+import { sql } from '@databases/pg';
 import { array, boolean, number, object, string, nullable, record, union, unknown, type Infer } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { CaughtDatabaseError, Int8Text, TimestampText, readRow, rebuiltDatabaseError } from '../db/rows.js';
@@ -122,35 +122,6 @@ export interface NewTransfer {
   effectiveAt?: Date;
 }
 
-/**
- * Returns undefined when the key is taken: the caller then replays or reports a conflict. An
- * effective date left out is now, or the effective date of the hold or transfer this one
- * resolves or reverses when that is later (one dated in the future): never before it
- * (migrations/0011_effective_causality.sql), whose refusal of an explicit date is thrown as
- * `effective_before_original`.
- */
-export async function insertTransfer(db: Session, transfer: NewTransfer): Promise<TransferRow | undefined> {
-  const original = transfer.holdId ?? transfer.reversesId ?? null;
-  const [row] = await db
-    .query(sql`
-    insert into ledgerbox.transfers as t (key, kind, hold_id, reverses_id, void_reason, expires_at, metadata, effective_at)
-    values (
-      ${transfer.key}, ${transfer.kind}, ${transfer.holdId ?? null}::uuid, ${transfer.reversesId ?? null}::uuid,
-      ${transfer.voidReason ?? null}, ${transfer.expiresAt?.toISOString() ?? null}::timestamptz,
-      ${JSON.stringify(transfer.metadata)}::jsonb,
-      coalesce(
-        ${transfer.effectiveAt?.toISOString() ?? null}::timestamptz,
-        greatest(now(), (select o.effective_at from ledgerbox.transfers o where o.id = ${original}::uuid))
-      )
-    )
-    on conflict (key) do nothing
-    returning ${transferColumns}`)
-    .catch((error: unknown) => {
-      throw fromDatabaseRefusal(error);
-    });
-  return row === undefined ? undefined : readRow(TransferRow, row, 'transfer');
-}
-
 export async function selectTransferByKey(db: Session, key: string): Promise<TransferRow | undefined> {
   const [row] = await db.query(sql`select ${transferColumns} from ledgerbox.transfers t where t.key = ${key}`);
   return row === undefined ? undefined : readRow(TransferRow, row, 'transfer');
@@ -188,32 +159,6 @@ export interface NewEntry {
 export interface PostingJobs {
   specs: readonly JobSpec[];
   jobKeyMode: 'replace' | 'preserve_run_at';
-}
-
-/**
- * `statement` (an INSERT) and ledgerbox.add_jobs in one statement: a CTE runs to completion
- * whether or not it is read, and a job that cannot be added fails the statement, so the
- * caller's transaction (or savepoint) undoes both. `statement` as it is without jobs.
- */
-function withJobs(statement: SQLQuery, jobs: PostingJobs | undefined): SQLQuery {
-  if (jobs === undefined || jobs.specs.length === 0) return statement;
-  return sql`
-    with written as (${statement})
-    select count(*)::int as jobs from ledgerbox.add_jobs(${jobSpecsJson(jobs.specs)}::json, ${jobs.jobKeyMode === 'preserve_run_at'})`;
-}
-
-/** Phase and effective date are filled in by the database from the transfer. */
-export async function insertEntries(db: Session, transferId: string, entries: readonly NewEntry[], jobs?: PostingJobs): Promise<void> {
-  await db.query(withJobs(sql`
-    insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
-    select ${transferId}::uuid, entry.leg, entry.account_id, entry.currency, entry.amount
-    from unnest(
-      ${entries.map((e) => e.leg)}::smallint[],
-      ${entries.map((e) => e.accountId.toString())}::bigint[],
-      ${entries.map((e) => e.currency)}::text[],
-      ${entries.map((e) => e.amount.toString())}::bigint[]
-    ) with ordinality as entry(leg, account_id, currency, amount, position)
-    order by entry.position`, jobs));
 }
 
 export const EntryRow = object({
@@ -282,43 +227,72 @@ export async function selectTransfersByKeys(db: Session, keys: readonly string[]
 }
 
 /**
- * Inserts posted transfers in one statement. A key taken meanwhile is skipped (no row
- * returned for it): the caller then replays or reports a conflict, as with insertTransfer.
+ * The one writer of transfers and their entries: all of them in one statement, as the ledger's
+ * rules require (migrations/0012_set_based_posting.sql: a transfer's entries arrive in the
+ * statement that creates it, checked once per statement). A key taken meanwhile is skipped
+ * (no row returned for it, and none of its entries written): the caller then replays or reports
+ * a conflict. `jobs` are added by the same statement when every transfer was written, and only
+ * then. An effective date left out is now, or the effective date of the hold or transfer this
+ * one resolves or reverses when that is later (one dated in the future): never before it
+ * (migrations/0011_effective_causality.sql), whose refusal of an explicit date is thrown as
+ * `effective_before_original`.
  */
-export async function insertPostedTransfers(
+export async function insertTransfers(
   db: Session,
-  transfers: readonly { key: string; metadata: Record<string, unknown>; effectiveAt?: Date | undefined }[],
+  transfers: readonly NewTransfer[],
+  entries: readonly (NewEntry & { transferKey: string })[],
+  jobs?: PostingJobs,
 ): Promise<TransferRow[]> {
-  const rows = await db.query(sql`
-    insert into ledgerbox.transfers as t (key, kind, metadata, effective_at)
-    select transfer.key, 'posted', transfer.metadata::jsonb, coalesce(transfer.effective_at, now())
-    from unnest(
-      ${transfers.map((t) => t.key)}::text[],
-      ${transfers.map((t) => JSON.stringify(t.metadata))}::text[],
-      ${transfers.map((t) => t.effectiveAt?.toISOString() ?? null)}::timestamptz[]
-    ) with ordinality as transfer(key, metadata, effective_at, position)
-    order by transfer.position
-    on conflict (key) do nothing
-    returning ${transferColumns}`);
-  return rows.map((row) => readRow(TransferRow, row, 'transfer'));
-}
-
-/**
- * The entries of many transfers in one statement; phase and effective date come from each
- * transfer. `jobs`, those of the transfers just written, are added by the same statement.
- */
-export async function insertEntriesOfTransfers(db: Session, entries: readonly (NewEntry & { transferId: string })[], jobs?: PostingJobs): Promise<void> {
-  await db.query(withJobs(sql`
-    insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
-    select entry.transfer_id, entry.leg, entry.account_id, entry.currency, entry.amount
-    from unnest(
-      ${entries.map((e) => e.transferId)}::uuid[],
-      ${entries.map((e) => e.leg)}::smallint[],
-      ${entries.map((e) => e.accountId.toString())}::bigint[],
-      ${entries.map((e) => e.currency)}::text[],
-      ${entries.map((e) => e.amount.toString())}::bigint[]
-    ) with ordinality as entry(transfer_id, leg, account_id, currency, amount, position)
-    order by entry.position`, jobs));
+  const withJobs = jobs !== undefined && jobs.specs.length > 0;
+  const rows = await db
+    .query(sql`
+    with written as (
+      insert into ledgerbox.transfers as t (key, kind, hold_id, reverses_id, void_reason, expires_at, metadata, effective_at)
+      select r.key, r.kind, r.hold_id, r.reverses_id, r.void_reason, r.expires_at, r.metadata::jsonb,
+        coalesce(r.effective_at, greatest(now(), (select o.effective_at from ledgerbox.transfers o where o.id = coalesce(r.hold_id, r.reverses_id))))
+      from unnest(
+        ${transfers.map((t) => t.key)}::text[],
+        ${transfers.map((t) => t.kind)}::text[],
+        ${transfers.map((t) => t.holdId ?? null)}::uuid[],
+        ${transfers.map((t) => t.reversesId ?? null)}::uuid[],
+        ${transfers.map((t) => t.voidReason ?? null)}::text[],
+        ${transfers.map((t) => t.expiresAt?.toISOString() ?? null)}::timestamptz[],
+        ${transfers.map((t) => JSON.stringify(t.metadata))}::text[],
+        ${transfers.map((t) => t.effectiveAt?.toISOString() ?? null)}::timestamptz[]
+      ) with ordinality as r(key, kind, hold_id, reverses_id, void_reason, expires_at, metadata, effective_at, position)
+      order by r.position
+      on conflict (key) do nothing
+      returning t.*
+    ), written_entries as (
+      insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount, phase, effective_at)
+      select w.id, entry.leg, entry.account_id, entry.currency, entry.amount,
+        case when w.kind = 'hold' then 'pending' else 'posted' end, w.effective_at
+      from unnest(
+        ${entries.map((e) => e.transferKey)}::text[],
+        ${entries.map((e) => e.leg)}::smallint[],
+        ${entries.map((e) => e.accountId.toString())}::bigint[],
+        ${entries.map((e) => e.currency)}::text[],
+        ${entries.map((e) => e.amount.toString())}::bigint[]
+      ) with ordinality as entry(transfer_key, leg, account_id, currency, amount, position)
+      join written w on w.key = entry.transfer_key
+      order by entry.position
+    )${
+      withJobs
+        ? sql`, added_jobs as (
+      select count(*) as added from ledgerbox.add_jobs(${jobSpecsJson(jobs.specs)}::json, ${jobs.jobKeyMode === 'preserve_run_at'})
+      where (select count(*) from written) = ${transfers.length}
+    )
+    select ${transferColumns}, (select added from added_jobs) as added_jobs from written t`
+        : sql`
+    select ${transferColumns} from written t`
+    }`)
+    .catch((error: unknown) => {
+      throw fromDatabaseRefusal(error);
+    });
+  return rows.map((row) => {
+    delete row.added_jobs;
+    return readRow(TransferRow, row, 'transfer');
+  });
 }
 
 const FastPostingResult = object({

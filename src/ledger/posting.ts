@@ -2,8 +2,7 @@ import type { Session } from '../db/handle.js';
 import { IdempotencyConflictError, LedgerboxError, describeValue } from '../errors.js';
 import { int8_max, toDinero, toLedgerMinorUnits, type MinorUnits } from '../money/money.js';
 import {
-  insertEntries,
-  insertTransfer,
+  insertTransfers,
   lockAccountsByKey,
   selectCurrency,
   selectEntriesOfTransfer,
@@ -17,7 +16,6 @@ import {
   type PostingJobs,
   type TransferRow,
 } from './ledger-queries.js';
-import { addJobs } from '../outbox/outbox-queries.js';
 import type { Transfer, TransferKind } from './types.js';
 import { canonicalJson } from './canonical-json.js';
 import { isEffectiveCausalityViolation } from './effective-dates.js';
@@ -135,17 +133,15 @@ export async function writeTransfer(db: Session, request: PostingRequest): Promi
   const changes = balanceChanges(request, byKey);
   assertFunds(changes, byKey);
 
-  const row = await insertTransfer(db, request.transfer);
+  // The transfer, its entries and its jobs in one statement; the cached balances follow in it,
+  // by trigger (migrations/0012_set_based_posting.sql): what assertFunds predicted above is what
+  // the database now enforces. Jobs only when it writes the transfer, so never on a replay.
+  const [row] = await insertTransfers(db, [request.transfer], entries.map((entry) => ({ ...entry, transferKey: request.transfer.key })), request.jobs);
   if (row === undefined) {
     const winner = await selectTransferByKey(db, request.transfer.key);
     if (winner === undefined) throw new LedgerboxError('transaction_conflict', 'Idempotency key vanished during insert', { retryable: true });
     return replay(db, winner, request);
   }
-  // The cached balances follow in the same statements, by trigger (migrations/0001_ledger.sql):
-  // what assertFunds predicted above is what the database now enforces. The jobs go with the
-  // entries, in their statement: written here, so this call is the first to write the transfer.
-  if (entries.length > 0) await insertEntries(db, row.id, entries, request.jobs);
-  else if (request.jobs !== undefined && request.jobs.specs.length > 0) await addJobs(db, request.jobs.specs, request.jobs.jobKeyMode);
   return toTransfer(row, request.legs, accounts, false);
 }
 
