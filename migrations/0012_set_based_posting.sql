@@ -16,7 +16,8 @@
 --   the cached balances follow (as before, one update per account), which also finds an entry
 --   whose account is missing or holds another currency (the foreign keys' work, below).
 --   on transfers (one trigger): no resolution or reversal effective before its original (0011);
---   only a hold is posted or voided; every transfer but a void_hold has entries; then the holds'
+--   only a hold is posted or voided, and none past its expiry posted (until now only the API
+--   checked that); every transfer but a void_hold has entries; then the holds'
 --   bookkeeping (as before, and 0003's trigger for holds without an expiry folded in).
 -- Nothing is deferred, so SET CONSTRAINTS has nothing to postpone, and a refused statement is
 -- refused at once, with nothing of it written. The transfers' trigger fires first (its insert
@@ -225,6 +226,16 @@ begin
   end if;
 
   -- every open hold, with its expiry or without one (0003)
+  -- a hold past its expiry can only be voided (expireHolds voids it)
+  select r.key, hold.id, to_char(hold.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as expires_at into bad
+  from inserted r join ledgerbox.transfers hold on hold.id = r.hold_id
+  where r.kind = 'post_hold' and hold.expires_at <= clock_timestamp()
+  limit 1;
+  if found then
+    raise exception 'hold % expired at %; it can only be voided (transfer %)', bad.id, bad.expires_at, bad.key
+      using errcode = 'check_violation', constraint = 'hold_not_expired';
+  end if;
+
   insert into ledgerbox.open_hold_expiries (hold_id, expires_at)
   select id, expires_at from inserted where kind = 'hold';
 
@@ -259,8 +270,11 @@ create trigger transfers_check_and_track after insert on ledgerbox.transfers
   referencing new table as inserted
   for each statement execute function ledgerbox.transfers_check_and_track();
 
--- The one-statement posting (0001) writes its transfer and entries in one statement now; the
--- rest of it is as it was.
+-- The one-statement posting (0001) writes its transfer and entries in one statement now, and
+-- no longer repeats the ledger's rules before it writes (a replay, a resolved or expired hold,
+-- the currencies, the funds): the database refuses such a write, and the function answers null
+-- so the TypeScript path explains it, as it did when the function's own copy of the rules
+-- declined. One copy of each rule, the database's; the TypeScript path's checks only explain.
 create or replace function ledgerbox.try_post_transfer(request jsonb) returns text
 language plpgsql as $$
 declare
@@ -277,8 +291,6 @@ declare
   keys text[] := '{}';
   locked int;
   accounts jsonb;
-  account jsonb;
-  change record;
   transfer ledgerbox.transfers;
   error_code text;
   error_message text;
@@ -338,62 +350,21 @@ begin
     keys := keys || array[leg->>'from', leg->>'to'];
   end loop;
 
-  -- every account once, in ascending id order; the rows as locked are what the checks read
-  select count(*), jsonb_object_agg(l.key, jsonb_build_object(
-      'id', l.id, 'currency', l.currency, 'allow_negative', l.allow_negative, 'posted', l.posted_balance,
-      'pending_incoming', l.pending_incoming, 'pending_outgoing', l.pending_outgoing))
+  -- every account once, in ascending id order (the one lock order of every writer)
+  select count(*), jsonb_object_agg(l.key, jsonb_build_object('id', l.id, 'currency', l.currency))
   into locked, accounts
   from (
-    select a.key, a.id, a.currency, a.allow_negative, a.posted_balance, a.pending_incoming, a.pending_outgoing
-    from ledgerbox.accounts a where a.key = any(keys) order by a.id for update of a
+    select a.key, a.id, a.currency from ledgerbox.accounts a where a.key = any(keys) order by a.id for update of a
   ) l;
   if locked <> (select count(distinct k) from unnest(keys) k) then
     return null;
   end if;
 
-  -- under the locks: a replay, a resolved hold or an expired one is the TypeScript path's to report
-  if exists (select 1 from ledgerbox.transfers t where t.key = request->>'key') then
-    return null;
-  end if;
-  if hold.id is not null then
-    if exists (select 1 from ledgerbox.transfers t where t.hold_id = hold.id)
-      or (kind = 'post_hold' and hold.expires_at is not null and hold.expires_at <= clock_timestamp()) then
-      return null;
-    end if;
-  end if;
-  for leg in select value from jsonb_array_elements(legs) loop
-    if accounts->(leg->>'from')->>'currency' <> leg->>'currency' or accounts->(leg->>'to')->>'currency' <> leg->>'currency' then
-      return null;
-    end if;
-  end loop;
-  -- the funds rule of assertFunds (and of account_available_not_negative), and bigint range
-  for change in
-    with moves (key, posted, pending_incoming, pending_outgoing) as (
-      select l->>'from', case when pending then 0 else -(l->>'amount')::numeric end,
-        0::numeric, case when pending then (l->>'amount')::numeric else 0 end
-      from jsonb_array_elements(legs) l
-      union all
-      select l->>'to', case when pending then 0 else (l->>'amount')::numeric end,
-        case when pending then (l->>'amount')::numeric else 0 end, 0
-      from jsonb_array_elements(legs) l
-      union all
-      select release->>'from', 0, 0, -(release->>'amount')::numeric where release is not null
-      union all
-      select release->>'to', 0, -(release->>'amount')::numeric, 0 where release is not null
-    )
-    select key, sum(posted) as posted, sum(pending_incoming) as pending_incoming, sum(pending_outgoing) as pending_outgoing
-    from moves group by key
-  loop
-    account := accounts->change.key;
-    if (account->>'posted')::numeric + change.posted not between -9223372036854775807 and 9223372036854775807
-      or (account->>'pending_incoming')::numeric + change.pending_incoming not between -9223372036854775807 and 9223372036854775807
-      or (account->>'pending_outgoing')::numeric + change.pending_outgoing not between -9223372036854775807 and 9223372036854775807
-      or (not (account->>'allow_negative')::boolean and change.posted - change.pending_outgoing < 0
-        and (account->>'posted')::numeric - (account->>'pending_outgoing')::numeric + change.posted - change.pending_outgoing < 0) then
-      return null;
-    end if;
-  end loop;
-
+  -- No check of its own past this point: the database's rules (a replay is a key taken, a
+  -- resolved hold is hold_resolved_once, an expired one hold_not_expired, a currency mismatch
+  -- entry_account_currency_fk, the funds account_available_not_negative, a balance past bigint
+  -- numeric_value_out_of_range) refuse the write below, and the exception block answers null
+  -- for them: the TypeScript path then explains the refusal with its exact error.
   -- the transfer and its entries in one statement, as every writer writes them (0012)
   with written as (
     insert into ledgerbox.transfers as t (key, kind, hold_id, void_reason, expires_at, metadata, effective_at)
@@ -439,6 +410,12 @@ exception when others then
     error_code = returned_sqlstate, error_message = message_text, error_detail = pg_exception_detail,
     error_hint = pg_exception_hint, error_constraint = constraint_name, error_table = table_name,
     error_schema = schema_name, error_column = column_name;
+  if error_code = '22003' or error_constraint in (
+    'hold_resolved_once', 'transfer_reversed_once', 'hold_not_expired', 'entry_account_currency_fk',
+    'account_available_not_negative', 'effective_not_before_original'
+  ) then
+    return null;
+  end if;
   return jsonb_build_object('error', jsonb_build_object(
     'code', error_code, 'message', error_message, 'detail', nullif(error_detail, ''), 'hint', nullif(error_hint, ''),
     'constraint', nullif(error_constraint, ''), 'table', nullif(error_table, ''), 'schema', nullif(error_schema, ''),

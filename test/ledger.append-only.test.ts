@@ -223,6 +223,37 @@ test('a void_hold has no entries, even in the statement that creates it', async 
   );
 });
 
+test('a hold past its expiry can be voided but not posted, by raw SQL too (hold_not_expired)', async () => {
+  const { sam, world } = await ids();
+  const holdOf = (key: string) =>
+    inTransaction(async (client) => {
+      const { rows } = await client.query(
+        `with t as (insert into ledgerbox.transfers (key, kind, expires_at) values ($3, 'hold', now() - interval '1 minute') returning id)
+         insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
+         select t.id, 0, e.account_id, 'USD', e.amount from t, (values ($1::bigint, -2::bigint), ($2::bigint, 2::bigint)) e(account_id, amount)
+         returning transfer_id`,
+        [sam, world, key],
+      );
+      return rows[0].transfer_id as string;
+    });
+  const expired = await holdOf('raw-expired-hold');
+  const postIt = (key: string) =>
+    inTransaction((client) =>
+      client.query(
+        `with t as (insert into ledgerbox.transfers (key, kind, hold_id) values ($4, 'post_hold', $3) returning id)
+         insert into ledgerbox.entries (transfer_id, leg, account_id, currency, amount)
+         select t.id, 0, e.account_id, 'USD', e.amount from t, (values ($1::bigint, -2::bigint), ($2::bigint, 2::bigint)) e(account_id, amount)`,
+        [sam, world, expired, key],
+      ),
+    );
+  await assert.rejects(postIt('raw-post-expired'), { code: '23514', constraint: 'hold_not_expired', message: new RegExp(`hold ${expired} expired at`) });
+  await assert.rejects(postHold(db.pool, { key: 'api-post-expired', holdId: expired }), { code: 'hold_expired' });
+  await inTransaction((client) => client.query(`insert into ledgerbox.transfers (key, kind, hold_id, void_reason) values ('raw-void-expired', 'void_hold', $1, 'expired')`, [expired]));
+  const { rows } = await db.pool.query(`select status from ledgerbox.holds where id = $1`, [expired]);
+  assert.equal(rows[0].status, 'expired');
+  await assertLedgerInvariants(db.pool);
+});
+
 test('cached balances cannot be set directly; only bypassing the triggers makes drift, and the invariant check catches it', async () => {
   await assert.rejects(db.pool.query(`update ledgerbox.accounts set posted_balance = 999999 where key = 'sam'`), {
     code: '42501',

@@ -317,14 +317,14 @@ test('raw SQL: the check is not deferred (SET CONSTRAINTS cannot postpone it), c
   await assertLedgerInvariants(db.pool);
 });
 
-test('the one-statement posting function refuses an early post too, and the API then reports it by its code', async () => {
+test('the one-statement posting function is refused an early post too (it answers null), and the API then reports it by its code', async () => {
   await customer('jon', 1_000n);
   const hold = await createHold(db.pool, { key: 'hold-jon', from: 'jon', to: 'merchant', amount: usd(10n), effectiveAt: '2025-05-01T00:00:00Z' });
   const { rows } = await db.pool.query(`select ledgerbox.try_post_transfer($1::jsonb)::jsonb as answer`, [
     JSON.stringify({ key: 'raw-fast-post-jon', kind: 'post_hold', hold_id: hold.id, effective_at: '2025-04-30T00:00:00Z', legs: [] }),
   ]);
-  assert.equal(rows[0].answer.error.code, '23514');
-  assert.equal(rows[0].answer.error.constraint, 'effective_not_before_original');
+  // refused by the database's rule, undone, and left to the TypeScript path to explain
+  assert.equal(rows[0].answer, null);
   assert.equal(await transferCount('raw-fast-post-jon'), 0);
   assert.equal(await holdStatus(hold.id), 'pending');
   // inside a host's transaction too: the refusal leaves it usable, and nothing of the call commits

@@ -18,7 +18,6 @@ import {
 } from './ledger-queries.js';
 import type { Transfer, TransferKind } from './types.js';
 import { canonicalJson } from './canonical-json.js';
-import { isEffectiveCausalityViolation } from './effective-dates.js';
 
 /** A leg with its amount already in the ledger's minor units. @internal */
 export interface ResolvedLeg {
@@ -95,24 +94,20 @@ export async function lockLegAccounts(db: Session, legs: readonly ResolvedLeg[])
 
 /**
  * The common postings (a transfer, a hold, a hold's post in full or its void) in one statement
- * on the server, which does what writeTransfer does. Undefined when it wrote nothing and left
- * the case to writeTransfer: a replay, a refusal, anything unusual, so every error keeps its
- * one implementation here. On a pool the statement is its own transaction; inside the
- * caller's it needs no savepoint: the function never fails, it undoes its own writes. `jobs`
- * are added by the same statement when it writes the transfer; a job refused undoes it too.
+ * on the server (ledgerbox.try_post_transfer), which writes what writeTransfer writes and
+ * checks nothing itself: the database's rules refuse what must not be written. Undefined when
+ * it wrote nothing and left the case to writeTransfer: a replay, a refusal, anything unusual,
+ * so every error is explained here, once. On a pool the statement is its own transaction;
+ * inside the caller's it needs no savepoint: the function never fails, it undoes its own
+ * writes. `jobs` are added by the same statement when it writes the transfer; a job refused
+ * undoes it too.
  * @internal
  */
 export async function tryWriteInOneStatement(
   db: Session,
   request: { transfer: NewTransfer; legs: readonly { from: string; to: string; amount: MinorUnits }[]; jobs?: PostingJobs | undefined },
 ): Promise<Transfer | undefined> {
-  const posted = await tryPostTransfer(db, request).catch((error: unknown) => {
-    // A resolution dated before its hold (migrations/0011_effective_causality.sql): undone by
-    // the function, and writeTransfer's to decide: its precheck reports an explicit date with
-    // both dates, and a date left out defaults to the hold's own when that is later than now.
-    if (isEffectiveCausalityViolation(error)) return undefined;
-    throw error;
-  });
+  const posted = await tryPostTransfer(db, request);
   if (posted === undefined) return undefined;
   const currencies = new Map(posted.currencies.map((currency) => [currency.code, currency]));
   return toTransferWithCurrencies(posted.transfer, posted.legs, currencies, false);
