@@ -10,11 +10,14 @@ import { metric, type Metric } from './results.ts';
 import type { BenchSettings } from './settings.ts';
 
 const receipt = defineTask('bench.receipt', object({ transferId: string() }));
+const receiptByKey = defineTask('bench.receipt_by_key', object({ transferKey: string() }));
 
 /**
  * Item 1: one transfer (one leg, two entries) plus one outbox job per transaction, N clients in
- * a loop for a fixed time, against pgbench's TPC-B-like script on the same server, same N.
- * The runs alternate (pgbench N, ledgerbox N) so drift on a noisy machine hits both alike.
+ * a loop for a fixed time, against pgbench's TPC-B-like script on the same server, same N: as
+ * one call (postTransfer with `jobs` on the pool, one statement) and inside a host transaction
+ * (BEGIN, postTransfer, enqueue, COMMIT). The runs alternate (pgbench N, ledgerbox N) so drift
+ * on a noisy machine hits both alike.
  */
 export async function benchPosting(server: BenchServer, settings: BenchSettings, log: (line: string) => void): Promise<Metric[]> {
   const pgbench = await findPgbench();
@@ -28,7 +31,8 @@ export async function benchPosting(server: BenchServer, settings: BenchSettings,
         const peerValue = pgbench === undefined ? null : await tpcb(pgbench, pgbenchUrl, clients, settings.postingDuration_s);
         if (peerValue !== null) peerTps.set(clients, peerValue);
         const value = await postFor(url, clients, settings.postingAccounts, settings.postingDuration_s, `spread${clients}`);
-        log(`posting, ${clients} clients: ${value.toFixed(0)} transfers/s (pgbench ${peerValue?.toFixed(0) ?? 'n/a'} tps)`);
+        const inHost = await transfersPerSecond(url, clients, settings.postingAccounts, settings.postingDuration_s, `host${clients}`, postInHostTransactionLoop);
+        log(`posting, ${clients} clients: ${value.toFixed(0)} tx/s in one call, ${inHost.toFixed(0)} tx/s in a host transaction (pgbench ${peerValue?.toFixed(0) ?? 'n/a'} tps)`);
         metrics.push(
           metric({
             name: 'posting: transfer + outbox job per transaction',
@@ -37,7 +41,16 @@ export async function benchPosting(server: BenchServer, settings: BenchSettings,
             peer: pgbench === undefined ? null : 'pgbench TPC-B-like',
             peerValue,
             clients,
-            notes: `${settings.postingAccounts} accounts, ${settings.postingDuration_s} s per run`,
+            notes: `postTransfer with its job (\`jobs\`) on the pool: one statement, its own transaction; ${settings.postingAccounts} accounts, ${settings.postingDuration_s} s per run`,
+          }),
+          metric({
+            name: 'posting in a host transaction: BEGIN, postTransfer, enqueue, COMMIT',
+            value: inHost,
+            unit: 'tx/s',
+            peer: pgbench === undefined ? null : 'pgbench TPC-B-like',
+            peerValue,
+            clients,
+            notes: `four round trips, the host's own transaction; ${settings.postingAccounts} accounts`,
           }),
         );
       }
@@ -93,7 +106,25 @@ export async function transfersPerSecond(
   }
 }
 
+/** The transfer and its job in one call on the pool: one statement, which is its own transaction. */
 async function postLoop(pool: pg.Pool, accounts: readonly string[], deadline: number): Promise<number> {
+  let committed = 0;
+  while (performance.now() < deadline) {
+    const from = Math.floor(Math.random() * accounts.length);
+    const to = (from + 1 + Math.floor(Math.random() * (accounts.length - 1))) % accounts.length;
+    const key = randomUUID();
+    await postTransfer(pool, {
+      key,
+      legs: [{ from: accounts[from]!, to: accounts[to]!, amount: dinero({ amount: BigInt(1 + Math.floor(Math.random() * 10_000)), currency: USD }) }],
+      jobs: [{ task: receiptByKey, payload: { transferKey: key } }],
+    });
+    committed += 1;
+  }
+  return committed;
+}
+
+/** A host service's own transaction around the posting and its job, as the README's quick start writes it. */
+async function postInHostTransactionLoop(pool: pg.Pool, accounts: readonly string[], deadline: number): Promise<number> {
   let committed = 0;
   while (performance.now() < deadline) {
     const from = Math.floor(Math.random() * accounts.length);
