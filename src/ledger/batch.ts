@@ -1,16 +1,10 @@
 import { array, size } from 'superstruct';
 import { validate } from '../contracts.js';
-import { inTransaction, type DatabaseHandle, type Session } from '../db/handle.js';
-import { InvalidInputError, LedgerboxError, describeValue } from '../errors.js';
+import { inTransaction, type DatabaseHandle } from '../db/handle.js';
+import { InvalidInputError, describeValue } from '../errors.js';
 import { limits } from '../limits.js';
-import { int8_max, readMoney } from '../money/money.js';
-import {
-  insertTransfers,
-  selectTransfersByKeys,
-  type AccountRow,
-  type NewEntry,
-} from './ledger-queries.js';
-import { lockLegAccounts, resolveLegs, toTransfer, writeTransfer, type PostingRequest } from './posting.js';
+import { readMoney } from '../money/money.js';
+import { resolveLegs, writeTransfers, type PostingRequest } from './posting.js';
 import { TransferInputContract, checkTransferJobs, postingJobsOf, type TransferInput } from './transfers.js';
 import type { Transfer } from './types.js';
 
@@ -59,7 +53,7 @@ export async function postTransfers(db: DatabaseHandle, transfers: TransferInput
         },
       };
     });
-    return writeBatch(db, items, jobs.jobKeyMode);
+    return writeTransfers(db, items.map((item) => item.request), { batch: true });
   });
 }
 
@@ -75,112 +69,5 @@ function assertDistinctKeys(keys: readonly string[]): void {
       );
     }
     firstAt.set(key, index);
-  }
-}
-
-async function writeBatch(db: Session, items: readonly BatchItem[], jobKeyMode: 'replace' | 'preserve_run_at'): Promise<Transfer[]> {
-  const byKey = await lockLegAccounts(db, items.flatMap((item) => item.request.legs));
-
-  // Under the locks, as in writeTransfer. Keys already written go through writeTransfer itself,
-  // so a replay is compared exactly as a single postTransfer compares it (replays are rare).
-  const results = new Map<number, Transfer>();
-  const written = new Set((await selectTransfersByKeys(db, items.map((item) => item.request.transfer.key))).map((row) => row.key));
-  for (const item of items) {
-    if (written.has(item.request.transfer.key)) results.set(item.index, await writeTransfer(db, item.request));
-  }
-  const fresh = items.filter((item) => !results.has(item.index));
-  if (fresh.length === 0) return items.map((item) => results.get(item.index)!);
-
-  const entries = fresh.map((item) => entriesOf(item, byKey));
-  assertFundsInOrder(fresh, byKey);
-
-  // Every fresh transfer, its entries and the jobs of the transfers written here (and of no
-  // replay) in one statement, checked by the database once for the statement
-  // (migrations/0012_set_based_posting.sql); the cached balances follow in it, by trigger.
-  const rows = await insertTransfers(
-    db,
-    fresh.map((item) => item.request.transfer),
-    fresh.flatMap((item, position) => entries[position]!.map((entry) => ({ ...entry, transferKey: item.request.transfer.key }))),
-    { specs: fresh.flatMap((item) => item.request.jobs?.specs ?? []), jobKeyMode },
-  );
-  const rowByKey = new Map(rows.map((row) => [row.key, row]));
-  const raced = fresh.find((item) => !rowByKey.has(item.request.transfer.key));
-  if (raced !== undefined) {
-    // Written by a concurrent call since our lookup: writeTransfer replays it or reports the
-    // conflict; either way the batch as computed is stale, and nothing of it may commit.
-    await writeTransfer(db, raced.request);
-    throw new LedgerboxError('transaction_conflict', `Idempotency key ${describeValue(raced.request.transfer.key)} was written concurrently; retry the batch`, {
-      retryable: true,
-      details: { transfer: raced.index },
-    });
-  }
-  for (const item of fresh) results.set(item.index, toTransfer(rowByKey.get(item.request.transfer.key)!, item.request.legs, [...byKey.values()], false));
-  return items.map((item) => results.get(item.index)!);
-}
-
-function entriesOf(item: BatchItem, byKey: Map<string, AccountRow>): NewEntry[] {
-  return item.request.legs.flatMap((leg, index) => {
-    const from = byKey.get(leg.from)!;
-    const to = byKey.get(leg.to)!;
-    for (const account of [from, to]) {
-      if (account.currency !== leg.currency) {
-        throw new LedgerboxError(
-          'currency_mismatch',
-          `Transfer ${item.index}, leg ${index} moves ${leg.currency}, but account ${describeValue(account.key)} holds ${account.currency}`,
-          { details: { transfer: item.index, leg: index, account: account.key, accountCurrency: account.currency, legCurrency: leg.currency } },
-        );
-      }
-    }
-    return [
-      { leg: index, accountId: from.id, currency: leg.currency, amount: -leg.amount },
-      { leg: index, accountId: to.id, currency: leg.currency, amount: leg.amount },
-    ];
-  });
-}
-
-/**
- * writeTransfer's funds rule applied transfer by transfer over running balances, so a transfer
- * that relies on money an earlier one in the batch moved is judged as if they were posted one
- * after another. The account_available_not_negative constraint enforces it again.
- */
-function assertFundsInOrder(items: readonly BatchItem[], byKey: Map<string, AccountRow>): void {
-  const posted = new Map([...byKey.values()].map((account) => [account.key, account.posted_balance]));
-  for (const item of items) {
-    const changes = new Map<string, bigint>();
-    for (const leg of item.request.legs) {
-      changes.set(leg.from, (changes.get(leg.from) ?? 0n) - leg.amount);
-      changes.set(leg.to, (changes.get(leg.to) ?? 0n) + leg.amount);
-    }
-    for (const [key, change] of changes) {
-      if (change === 0n) continue;
-      const account = byKey.get(key)!;
-      const before = posted.get(key)!;
-      const after = before + change;
-      if (after > int8_max || after < -int8_max) {
-        throw new LedgerboxError(
-          'amount_out_of_range',
-          `Transfer ${item.index}: account ${describeValue(key)} would hold more than a PostgreSQL bigint can (${int8_max} minor units)`,
-          { details: { transfer: item.index, account: key, currency: account.currency } },
-        );
-      }
-      const availableBefore = before - account.pending_outgoing;
-      const availableAfter = after - account.pending_outgoing;
-      if (!account.allow_negative && availableAfter < 0n && availableAfter < availableBefore) {
-        throw new LedgerboxError(
-          'insufficient_funds',
-          `Transfer ${item.index}: account ${describeValue(key)} has ${availableBefore} ${account.currency} (minor units) available after the transfers before it, needs ${-change}`,
-          {
-            details: {
-              transfer: item.index,
-              account: key,
-              currency: account.currency,
-              available: availableBefore.toString(),
-              requested: (-change).toString(),
-            },
-          },
-        );
-      }
-      posted.set(key, after);
-    }
   }
 }

@@ -84,14 +84,6 @@ export async function lockAccountsByKey(db: Session, keys: readonly string[]): P
   return rows.map((row) => readRow(AccountRow, row, 'account'));
 }
 
-/** How one call changes an account's cached balances; computed to check funds up front. */
-export interface BalanceChange {
-  accountId: bigint;
-  posted: bigint;
-  pendingIncoming: bigint;
-  pendingOutgoing: bigint;
-}
-
 export const TransferRow = object({
   id: string(),
   key: string(),

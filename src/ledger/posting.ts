@@ -6,10 +6,9 @@ import {
   lockAccountsByKey,
   selectCurrency,
   selectEntriesOfTransfer,
-  selectTransferByKey,
+  selectTransfersByKeys,
   tryPostTransfer,
   type AccountRow,
-  type BalanceChange,
   type CurrencyRow,
   type NewEntry,
   type NewTransfer,
@@ -114,33 +113,73 @@ export async function tryWriteInOneStatement(
 }
 
 export async function writeTransfer(db: Session, request: PostingRequest): Promise<Transfer> {
-  const byKey = await lockLegAccounts(db, [...request.legs, ...(request.release ? [request.release] : [])]);
+  return (await writeTransfers(db, [request], { batch: false }))[0]!;
+}
+
+/**
+ * The one TypeScript posting path, for one transfer (writeTransfer) or a batch (postTransfers):
+ * every account locked once in the one global order, replays found under the locks, each
+ * transfer's precheck, then its refusals explained before anything is written (currencies,
+ * funds judged transfer by transfer over running balances, so a transfer that relies on money
+ * an earlier one in the batch moved is judged as if they were posted one after another), and
+ * every fresh transfer written in one statement. The database enforces the same rules again
+ * (migrations/0012_set_based_posting.sql); what is checked here is for the error that says
+ * which account and by how much. In a batch, messages and details name the transfer's index,
+ * and a key written concurrently fails the whole batch as `transaction_conflict`.
+ * @internal
+ */
+export async function writeTransfers(db: Session, requests: readonly PostingRequest[], options: { batch: boolean }): Promise<Transfer[]> {
+  const byKey = await lockLegAccounts(db, requests.flatMap((request) => [...request.legs, ...(request.release ? [request.release] : [])]));
   const accounts = [...byKey.values()];
 
   // Checked under the locks, so a concurrent call with the same key that committed while we
   // waited is seen here (one round trip: replays are rare, first calls are not).
-  const earlier = await selectTransferByKey(db, request.transfer.key);
-  if (earlier !== undefined) return replay(db, earlier, request);
-
-  await request.precheck?.(db);
-
-  const entries = entriesOf(request.legs, byKey);
-  const changes = balanceChanges(request, byKey);
-  assertFunds(changes, byKey);
-
-  // The transfer, its entries and its jobs in one statement; the cached balances follow in it,
-  // by trigger (migrations/0012_set_based_posting.sql): what assertFunds predicted above is what
-  // the database now enforces. Jobs only when it writes the transfer, so never on a replay.
-  const [row] = await insertTransfers(db, [request.transfer], entries.map((entry) => ({ ...entry, transferKey: request.transfer.key })), request.jobs);
-  if (row === undefined) {
-    const winner = await selectTransferByKey(db, request.transfer.key);
-    if (winner === undefined) throw new LedgerboxError('transaction_conflict', 'Idempotency key vanished during insert', { retryable: true });
-    return replay(db, winner, request);
+  const earlier = new Map((await selectTransfersByKeys(db, requests.map((request) => request.transfer.key))).map((row) => [row.key, row]));
+  const results = new Map<number, Transfer>();
+  for (const [index, request] of requests.entries()) {
+    const row = earlier.get(request.transfer.key);
+    if (row !== undefined) results.set(index, await replay(db, row, request));
   }
-  return toTransfer(row, request.legs, accounts, false);
+  const fresh = [...requests.entries()].filter(([index]) => !results.has(index));
+  if (fresh.length > 0) {
+    for (const [, request] of fresh) await request.precheck?.(db);
+    const entries = fresh.map(([index, request]) => entriesOf(request.legs, byKey, options.batch ? index : undefined));
+    assertFundsInOrder(fresh, byKey, options.batch);
+
+    // The transfers, their entries and their jobs in one statement; the cached balances follow
+    // in it, by trigger: what was predicted above is what the database now enforces. Jobs only
+    // when every transfer is written, so never on a replay.
+    const withJobs = fresh.filter(([, request]) => request.jobs !== undefined && request.jobs.specs.length > 0);
+    const rows = await insertTransfers(
+      db,
+      fresh.map(([, request]) => request.transfer),
+      fresh.flatMap(([, request], position) => entries[position]!.map((entry) => ({ ...entry, transferKey: request.transfer.key }))),
+      withJobs.length === 0 ? undefined : { specs: withJobs.flatMap(([, request]) => request.jobs!.specs), jobKeyMode: withJobs[0]![1].jobs!.jobKeyMode },
+    );
+    const rowByKey = new Map(rows.map((row) => [row.key, row]));
+    for (const [index, request] of fresh) {
+      const row = rowByKey.get(request.transfer.key);
+      if (row !== undefined) {
+        results.set(index, toTransfer(row, request.legs, accounts, false));
+        continue;
+      }
+      // Written by a concurrent call since our lookup (nothing of this statement was written):
+      // the same request replays, another one is an idempotency conflict.
+      const winner = (await selectTransfersByKeys(db, [request.transfer.key]))[0];
+      if (winner === undefined) throw new LedgerboxError('transaction_conflict', 'Idempotency key vanished during insert', { retryable: true });
+      const replayed = await replay(db, winner, request);
+      if (!options.batch) return [replayed];
+      // In a batch the rest was computed on stale balances: nothing of it may commit.
+      throw new LedgerboxError('transaction_conflict', `Idempotency key ${describeValue(request.transfer.key)} was written concurrently; retry the batch`, {
+        retryable: true,
+        details: { transfer: index },
+      });
+    }
+  }
+  return requests.map((_, index) => results.get(index)!);
 }
 
-function entriesOf(legs: readonly ResolvedLeg[], byKey: Map<string, AccountRow>): NewEntry[] {
+function entriesOf(legs: readonly ResolvedLeg[], byKey: Map<string, AccountRow>, transfer: number | undefined): NewEntry[] {
   return legs.flatMap((leg, index) => {
     const from = byKey.get(leg.from)!;
     const to = byKey.get(leg.to)!;
@@ -148,8 +187,8 @@ function entriesOf(legs: readonly ResolvedLeg[], byKey: Map<string, AccountRow>)
       if (account.currency !== leg.currency) {
         throw new LedgerboxError(
           'currency_mismatch',
-          `Leg ${index} moves ${leg.currency}, but account ${describeValue(account.key)} holds ${account.currency}`,
-          { details: { leg: index, account: account.key, accountCurrency: account.currency, legCurrency: leg.currency } },
+          `${transfer === undefined ? 'Leg' : `Transfer ${transfer}, leg`} ${index} moves ${leg.currency}, but account ${describeValue(account.key)} holds ${account.currency}`,
+          { details: { ...(transfer === undefined ? {} : { transfer }), leg: index, account: account.key, accountCurrency: account.currency, legCurrency: leg.currency } },
         );
       }
     }
@@ -160,13 +199,12 @@ function entriesOf(legs: readonly ResolvedLeg[], byKey: Map<string, AccountRow>)
   });
 }
 
-function balanceChanges(request: PostingRequest, byKey: Map<string, AccountRow>): BalanceChange[] {
-  const changes = new Map<string, BalanceChange>();
+function balanceChanges(request: PostingRequest): Map<string, { posted: bigint; pendingIncoming: bigint; pendingOutgoing: bigint }> {
+  const changes = new Map<string, { posted: bigint; pendingIncoming: bigint; pendingOutgoing: bigint }>();
   const change = (key: string) => {
-    const account = byKey.get(key)!;
     let found = changes.get(key);
     if (found === undefined) {
-      found = { accountId: account.id, posted: 0n, pendingIncoming: 0n, pendingOutgoing: 0n };
+      found = { posted: 0n, pendingIncoming: 0n, pendingOutgoing: 0n };
       changes.set(key, found);
     }
     return found;
@@ -184,37 +222,46 @@ function balanceChanges(request: PostingRequest, byKey: Map<string, AccountRow>)
     change(request.release.from).pendingOutgoing -= request.release.amount;
     change(request.release.to).pendingIncoming -= request.release.amount;
   }
-  return [...changes.values()].filter((c) => c.posted !== 0n || c.pendingIncoming !== 0n || c.pendingOutgoing !== 0n);
+  return changes;
 }
 
-/** The same rule as the account_available_not_negative constraint, checked first for a clear error. */
-function assertFunds(changes: readonly BalanceChange[], byKey: Map<string, AccountRow>): void {
-  const byId = new Map([...byKey.values()].map((account) => [account.id, account]));
-  for (const change of changes) {
-    const account = byId.get(change.accountId)!;
-    const posted = account.posted_balance + change.posted;
-    const pending = [account.pending_incoming + change.pendingIncoming, account.pending_outgoing + change.pendingOutgoing];
-    if ([posted, ...pending].some((value) => value > int8_max || value < -int8_max)) {
-      throw new LedgerboxError('amount_out_of_range', `Account ${describeValue(account.key)} would hold more than a PostgreSQL bigint can (${int8_max} minor units)`, {
-        details: { account: account.key, currency: account.currency },
-      });
-    }
-    if (account.allow_negative) continue;
-    const availableBefore = account.posted_balance - account.pending_outgoing;
-    const availableAfter = availableBefore + change.posted - change.pendingOutgoing;
-    if (availableAfter < 0n && availableAfter < availableBefore) {
-      throw new LedgerboxError(
-        'insufficient_funds',
-        `Account ${describeValue(account.key)} has ${availableBefore} ${account.currency} (minor units) available, needs ${availableBefore - availableAfter}`,
-        {
-          details: {
-            account: account.key,
-            currency: account.currency,
-            available: availableBefore.toString(),
-            requested: (availableBefore - availableAfter).toString(),
+/**
+ * The rule of the account_available_not_negative constraint (and bigint's range), checked first
+ * for a clear error, transfer by transfer over the balances the transfers before it leave.
+ */
+function assertFundsInOrder(requests: readonly (readonly [number, PostingRequest])[], byKey: Map<string, AccountRow>, batch: boolean): void {
+  const running = new Map([...byKey.values()].map((account) => [account.key, { posted: account.posted_balance, pendingIncoming: account.pending_incoming, pendingOutgoing: account.pending_outgoing }]));
+  for (const [index, request] of requests) {
+    const prefix = batch ? `Transfer ${index}: account` : 'Account';
+    const where = batch ? { transfer: index } : {};
+    for (const [key, change] of balanceChanges(request)) {
+      if (change.posted === 0n && change.pendingIncoming === 0n && change.pendingOutgoing === 0n) continue;
+      const account = byKey.get(key)!;
+      const before = running.get(key)!;
+      const after = { posted: before.posted + change.posted, pendingIncoming: before.pendingIncoming + change.pendingIncoming, pendingOutgoing: before.pendingOutgoing + change.pendingOutgoing };
+      if ([after.posted, after.pendingIncoming, after.pendingOutgoing].some((value) => value > int8_max || value < -int8_max)) {
+        throw new LedgerboxError('amount_out_of_range', `${prefix} ${describeValue(key)} would hold more than a PostgreSQL bigint can (${int8_max} minor units)`, {
+          details: { ...where, account: key, currency: account.currency },
+        });
+      }
+      const availableBefore = before.posted - before.pendingOutgoing;
+      const availableAfter = after.posted - after.pendingOutgoing;
+      if (!account.allow_negative && availableAfter < 0n && availableAfter < availableBefore) {
+        throw new LedgerboxError(
+          'insufficient_funds',
+          `${prefix} ${describeValue(key)} has ${availableBefore} ${account.currency} (minor units) available${batch ? ' after the transfers before it' : ''}, needs ${availableBefore - availableAfter}`,
+          {
+            details: {
+              ...where,
+              account: key,
+              currency: account.currency,
+              available: availableBefore.toString(),
+              requested: (availableBefore - availableAfter).toString(),
+            },
           },
-        },
-      );
+        );
+      }
+      running.set(key, after);
     }
   }
 }
