@@ -53,10 +53,13 @@ test('16 clients moving money between 4 hot accounts: no overdraft, no deadlock,
   }
 
   async function operation(client: number, index: number) {
-    await inHostTransaction(client, (handle) => step(handle, client, index));
+    // a hold is offered to the other clients once its transaction has committed: before, they
+    // cannot see it (hold_not_found), and it may yet roll back
+    const created = await inHostTransaction(client, (handle) => step(handle, client, index));
+    if (created !== undefined) openHolds.push(created);
   }
 
-  async function step(pool: pg.Pool | pg.PoolClient, client: number, index: number) {
+  async function step(pool: pg.Pool | pg.PoolClient, client: number, index: number): Promise<string | undefined> {
     const key = `op:${client}:${index}`;
     const kind = random.int(10);
     try {
@@ -74,8 +77,8 @@ test('16 clients moving money between 4 hot accounts: no overdraft, no deadlock,
         outcomes.posted++;
       } else if (kind < 8) {
         const hold = await createHold(pool, { key, ...distinctPair(), amount: usd(BigInt(1 + random.int(300))) });
-        openHolds.push(hold.id);
         outcomes.held++;
+        return hold.id;
       } else if (openHolds.length > 0) {
         // several clients may pick the same hold: exactly one resolution may win
         const holdId = openHolds[random.int(openHolds.length)]!;

@@ -70,18 +70,33 @@ export async function selectAccountsByKey(db: Session, keys: readonly string[]):
   return rows.map((row) => readRow(AccountRow, row, 'account'));
 }
 
+/** What posting reads of an account it locks: only what its checks and its answer need. */
+export const LockedAccountRow = object({
+  id: Int8Text,
+  key: string(),
+  currency: string(),
+  base: number(),
+  exponent: number(),
+  allow_negative: boolean(),
+  posted_balance: Int8Text,
+  pending_incoming: Int8Text,
+  pending_outgoing: Int8Text,
+});
+export type LockedAccountRow = Infer<typeof LockedAccountRow>;
+
 /**
  * Locks the accounts in ascending id order: every ledgerbox call takes its locks in this one
  * order, so two calls can never wait on each other in a cycle.
  */
-export async function lockAccountsByKey(db: Session, keys: readonly string[]): Promise<AccountRow[]> {
+export async function lockAccountsByKey(db: Session, keys: readonly string[]): Promise<LockedAccountRow[]> {
   const rows = await db.query(sql`
-    select ${accountColumns}
+    select a.id::text as id, a.key, a.currency, c.base::int as base, c.exponent::int as exponent, a.allow_negative,
+      a.posted_balance::text as posted_balance, a.pending_incoming::text as pending_incoming, a.pending_outgoing::text as pending_outgoing
     from ledgerbox.accounts a join ledgerbox.currencies c on c.code = a.currency
     where a.key = any(${keys}::text[])
     order by a.id
     for update of a`);
-  return rows.map((row) => readRow(AccountRow, row, 'account'));
+  return rows.map((row) => readRow(LockedAccountRow, row, 'account'));
 }
 
 export const TransferRow = object({

@@ -8,7 +8,7 @@ import {
   selectEntriesOfTransfer,
   selectTransfersByKeys,
   tryPostTransfer,
-  type AccountRow,
+  type LockedAccountRow,
   type CurrencyRow,
   type NewEntry,
   type NewTransfer,
@@ -79,7 +79,7 @@ export async function resolveLegs(
  * Locks every account the legs name, once, in the one global order (ascending id), and
  * refuses a key with no account. @internal
  */
-export async function lockLegAccounts(db: Session, legs: readonly ResolvedLeg[]): Promise<Map<string, AccountRow>> {
+export async function lockLegAccounts(db: Session, legs: readonly ResolvedLeg[]): Promise<Map<string, LockedAccountRow>> {
   const keys = [...new Set(legs.flatMap((leg) => [leg.from, leg.to]))];
   const byKey = new Map((await lockAccountsByKey(db, keys)).map((account) => [account.key, account]));
   const missing = keys.filter((key) => !byKey.has(key));
@@ -179,7 +179,7 @@ export async function writeTransfers(db: Session, requests: readonly PostingRequ
   return requests.map((_, index) => results.get(index)!);
 }
 
-function entriesOf(legs: readonly ResolvedLeg[], byKey: Map<string, AccountRow>, transfer: number | undefined): NewEntry[] {
+function entriesOf(legs: readonly ResolvedLeg[], byKey: Map<string, LockedAccountRow>, transfer: number | undefined): NewEntry[] {
   return legs.flatMap((leg, index) => {
     const from = byKey.get(leg.from)!;
     const to = byKey.get(leg.to)!;
@@ -229,7 +229,7 @@ function balanceChanges(request: PostingRequest): Map<string, { posted: bigint; 
  * The rule of the account_available_not_negative constraint (and bigint's range), checked first
  * for a clear error, transfer by transfer over the balances the transfers before it leave.
  */
-function assertFundsInOrder(requests: readonly (readonly [number, PostingRequest])[], byKey: Map<string, AccountRow>, batch: boolean): void {
+function assertFundsInOrder(requests: readonly (readonly [number, PostingRequest])[], byKey: Map<string, LockedAccountRow>, batch: boolean): void {
   const running = new Map([...byKey.values()].map((account) => [account.key, { posted: account.posted_balance, pendingIncoming: account.pending_incoming, pendingOutgoing: account.pending_outgoing }]));
   for (const [index, request] of requests) {
     const prefix = batch ? `Transfer ${index}: account` : 'Account';
@@ -341,7 +341,7 @@ async function loadTransferAndLegs(
 }
 
 /** @internal */
-export function toTransfer(row: TransferRow, legs: readonly ResolvedLeg[], accounts: readonly AccountRow[], replayed: boolean): Transfer {
+export function toTransfer(row: TransferRow, legs: readonly ResolvedLeg[], accounts: readonly LockedAccountRow[], replayed: boolean): Transfer {
   const currencies = new Map(accounts.map((a) => [a.currency, { code: a.currency, base: a.base, exponent: a.exponent }]));
   return toTransferWithCurrencies(row, legs, currencies, replayed);
 }
