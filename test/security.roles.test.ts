@@ -107,7 +107,7 @@ test('ledgerbox_app cannot alter the schema: no CREATE, ALTER, DROP, nor switchi
   await refused('ledgerbox_app', `alter table ledgerbox.accounts drop constraint account_available_not_negative`, /must be owner of table accounts/);
   await refused('ledgerbox_app', `drop table ledgerbox.entries cascade`, /must be owner of table entries/);
   await refused('ledgerbox_app', `drop function ledgerbox.add_jobs(json, boolean)`, /must be owner of function/);
-  await refused('ledgerbox_app', `create or replace function ledgerbox.track_holds() returns trigger language plpgsql as $$ begin return null; end $$`, /permission denied for schema ledgerbox/);
+  await refused('ledgerbox_app', `create or replace function ledgerbox.transfers_check_and_track() returns trigger language plpgsql as $$ begin return null; end $$`, /permission denied for schema ledgerbox/);
   await refused('ledgerbox_app', `set session_replication_role = replica`, /permission denied to set parameter "session_replication_role"/);
 });
 
@@ -134,7 +134,7 @@ test("ledgerbox_app reaches graphile-worker only through ledgerbox's functions, 
     assert.equal(retired.length, 50);
     assert.ok(retired.every((row: { retired: boolean }) => row.retired === false));
   });
-  await assert.rejects(as('ledgerbox_app', (client) => client.query(`select ledgerbox.track_holds()`)), { code: '0A000', message: /trigger functions can only be called as triggers/ });
+  await assert.rejects(as('ledgerbox_app', (client) => client.query(`select ledgerbox.transfers_check_and_track()`)), { code: '0A000', message: /trigger functions can only be called as triggers/ });
 });
 
 test('ledgerbox_reporting reads every table and view of the schema, including later migrations and tables added after it', async () => {
