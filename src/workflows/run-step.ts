@@ -9,7 +9,6 @@ import {
   finishStep,
   insertAlert,
   insertStepAttempt,
-  insertStepResult,
   lockWorkflowWithResults,
   recordProviderCall,
   recordWait,
@@ -143,8 +142,8 @@ export async function runStep<Providers>(
         if (finished === 'fenced') throw new JobTakenOver(`job ${job.id} is no longer held by ${job.workerId}`);
         if (finished !== 'finished') throw new Error(`finish_step answered ${finished} under this step's own lock`);
       } else {
-        await insertStepResult(db, workflow.id, payload.step, outcome.result);
-        await recordAttempt(db, payload, maxAttempts, job, 'succeeded', null, startedAt);
+        // a declining step's result is recorded like any other, on its attempt
+        await recordAttempt(db, payload, maxAttempts, job, 'succeeded', null, startedAt, outcome.result);
         await failWorkflow(db, locked, payload.step, outcome.fail, 'warning', 0);
       }
     });
@@ -294,6 +293,7 @@ async function recordAttempt(
   outcome: 'succeeded' | 'failed' | 'already_done' | 'waiting',
   error: string | null,
   startedAt: Date,
+  result?: unknown,
 ): Promise<number> {
   return insertStepAttempt(db, {
     workflowId: payload.workflowId,
@@ -304,6 +304,7 @@ async function recordAttempt(
     outcome,
     error,
     startedAt,
+    result,
   });
 }
 

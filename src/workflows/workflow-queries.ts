@@ -89,15 +89,11 @@ export async function updateWorkflow(
     where id = ${id}::uuid`);
 }
 
-export async function insertStepResult(db: Session, workflowId: string, step: string, result: unknown): Promise<void> {
-  await db.query(sql`
-    insert into ledgerbox.step_results (workflow_id, step, result)
-    values (${workflowId}::uuid, ${step}, ${JSON.stringify(result)}::jsonb)`);
-}
-
 /**
  * Records an attempt; its number is the step's failures since the last resume, plus one,
- * counted in the same statement. Returns that number.
+ * counted in the same statement. Returns that number. A succeeded attempt carries the step's
+ * result (migration 0012: the result lives on its attempt, read as ledgerbox.step_results;
+ * a second result for the step is refused by the database).
  */
 export async function insertStepAttempt(
   db: Session,
@@ -110,16 +106,19 @@ export async function insertStepAttempt(
     outcome: 'succeeded' | 'failed' | 'already_done' | 'waiting';
     error: string | null;
     startedAt: Date;
+    /** The step's result: given exactly when the outcome is succeeded. */
+    result?: unknown;
   },
 ): Promise<number> {
+  const result = attempt.outcome === 'succeeded' ? JSON.stringify(attempt.result ?? null) : null;
   const [row] = await db.query(sql`
-    insert into ledgerbox.step_attempts (workflow_id, step, attempt, max_attempts, job_id, worker_id, outcome, error, started_at)
+    insert into ledgerbox.step_attempts (workflow_id, step, attempt, max_attempts, job_id, worker_id, outcome, error, started_at, result)
     select ${attempt.workflowId}::uuid, ${attempt.step},
       1 + (select count(*)::int from ledgerbox.step_attempts a
         where a.workflow_id = w.id and a.step = ${attempt.step} and a.outcome = 'failed'
           and a.finished_at > coalesce(w.resumed_at, '-infinity')),
       ${attempt.maxAttempts}, ${attempt.jobId}::bigint, ${attempt.workerId},
-      ${attempt.outcome}, ${attempt.error}, ${attempt.startedAt.toISOString()}::timestamptz
+      ${attempt.outcome}, ${attempt.error}, ${attempt.startedAt.toISOString()}::timestamptz, ${result}::jsonb
     from ledgerbox.workflows w where w.id = ${attempt.workflowId}::uuid
     returning attempt`);
   return readRow(object({ attempt: number() }), row, 'step attempt').attempt;
@@ -227,8 +226,8 @@ export async function recordProviderCall(
 const FinishStepRow = object({ outcome: enums(['finished', 'changed', 'fenced', 'missing']) });
 
 /**
- * A successful step's bookkeeping in one statement (ledgerbox.finish_step, migration 0007): its
- * result, its attempt, the workflow's new state and its jobs (the next step's, as enqueueStep
+ * A successful step's bookkeeping in one statement (ledgerbox.finish_step, migrations 0007 and
+ * 0012): its attempt with its result, the workflow's new state and its jobs (the next step's, as enqueueStep
  * adds it, and the step's own), written only if, under the workflow's lock, this worker still holds the
  * job and the workflow is still the version the step read. Says what happened.
  */
