@@ -400,3 +400,24 @@ test('ledgerbox.step_results reads as the table did (same columns, one row per r
   );
   assert.equal((await written(workflowId)).results.length, 3);
 });
+
+test('a pure step that declines runs once: its outcome is written in the transaction that fails the workflow, not decided again there', async () => {
+  let runs = 0;
+  const declines: WorkflowDefinition<Record<string, never>> = {
+    kind: 'declines',
+    firstStep: 'decide',
+    steps: { decide: { pure: true, run: async () => ((runs += 1), { result: { declined: true }, fail: 'declined by the rules' }) } },
+    compensate: { run: async () => ({ result: null, done: true }) },
+    maxAttempts: 3,
+  };
+  const workflowId = await newWorkflow(declines.kind, 'decide');
+  await runStep(environment(db.pool, declines), { workflowId, step: 'decide' }, noJob);
+  assert.equal(runs, 1);
+  assert.deepEqual(await written(workflowId), {
+    results: [{ step: 'decide', result: { declined: true } }],
+    attempts: ['decide:succeeded'],
+    workflow: 'failed@compensate',
+    jobs: ['compensate'],
+    probes: [],
+  });
+});

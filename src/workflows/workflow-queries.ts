@@ -124,7 +124,7 @@ export async function insertStepAttempt(
   return readRow(object({ attempt: number() }), row, 'step attempt').attempt;
 }
 
-const LockHolderRow = object({ holder: nullable(string()) });
+const LockHolderRow = object({ holder: nullable(string()), version: string() });
 
 
 const ProviderCallRow = object({ response: unknown() });
@@ -181,24 +181,26 @@ export async function selectStepContext(
 
 /**
  * Locks the workflow, says who holds the step's job now, and reads the results recorded so
- * far, in one round trip (lockWorkflowForJob and selectStepResults together).
+ * far and the row's version (xmin), in one round trip.
  */
 export async function lockWorkflowWithResults(
   db: Session,
   id: string,
   jobId: string,
-): Promise<{ workflow: WorkflowRow; holder: string | null; results: Map<string, unknown> } | undefined> {
+): Promise<{ workflow: WorkflowRow; version: string; holder: string | null; results: Map<string, unknown> } | undefined> {
   const [row] = await db.query(sql`
-    select ${workflowColumns}, ledgerbox.job_lock_holder(${jobId}::bigint) as job_holder,
+    select ${workflowColumns}, w.xmin::text as row_version, ledgerbox.job_lock_holder(${jobId}::bigint) as job_holder,
       -- every transfer the step's transaction makes is this workflow's (transfers.workflow_id)
       set_config('ledgerbox.workflow_id', w.id::text, true) as tagged,
       (select coalesce(jsonb_object_agg(r.step, r.result), '{}') from ledgerbox.step_results r where r.workflow_id = w.id) as step_results
     from ledgerbox.workflows w where w.id = ${id}::uuid for update of w`);
   if (row === undefined) return undefined;
-  const { job_holder: holder, step_results: results, tagged: _tagged, ...workflow } = row as Record<string, unknown>;
+  const { job_holder: holder, row_version: version, step_results: results, tagged: _tagged, ...workflow } = row as Record<string, unknown>;
+  const locked = readRow(LockHolderRow, { holder, version }, 'job lock');
   return {
     workflow: readRow(WorkflowRow, workflow, 'workflow'),
-    holder: readRow(LockHolderRow, { holder }, 'job lock').holder,
+    version: locked.version,
+    holder: locked.holder,
     results: new Map(Object.entries(readRow(record(string(), unknown()), results, 'step results'))),
   };
 }
