@@ -92,7 +92,7 @@ export async function updateWorkflow(
 /**
  * Records an attempt; its number is the step's failures since the last resume, plus one,
  * counted in the same statement. Returns that number. A succeeded attempt carries the step's
- * result (migration 0012: the result lives on its attempt, read as ledgerbox.step_results;
+ * result (migration lean_steps: the result lives on its attempt, read as ledgerbox.step_results;
  * a second result for the step is refused by the database).
  */
 export async function insertStepAttempt(
@@ -229,7 +229,7 @@ const FinishStepRow = object({ outcome: enums(['finished', 'changed', 'fenced', 
 
 /**
  * A successful step's bookkeeping in one statement (ledgerbox.finish_step, migrations 0007 and
- * 0012): its attempt with its result, the workflow's new state and its jobs (the next step's, as enqueueStep
+ * lean_steps): its attempt with its result, the workflow's new state and its jobs (the next step's, as enqueueStep
  * adds it, and the step's own), written only if, under the workflow's lock, this worker still holds the
  * job and the workflow is still the version the step read. Says what happened.
  */
