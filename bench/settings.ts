@@ -13,6 +13,8 @@ export interface BenchSettings {
   hotClients: number;
   /** Jobs per throughput run, bare graphile-worker and the step wrapper alike. */
   jobs: number;
+  /** How many times the job sides take turns (bare, wrapper, host, …); each figure is the median. `--job-rounds N` overrides. */
+  jobRounds: number;
   jobConcurrency: number;
   /** Single jobs enqueued one after another to measure commit-to-start latency. */
   latencySamples: number;
@@ -41,6 +43,11 @@ export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv): B
   if (sideName !== undefined && sideName !== 'ledgerbox' && sideName !== 'bare') {
     throw new Error(`Expected \`--memory-side\` to be ledgerbox or bare, got ${JSON.stringify(sideName)}`);
   }
+  const roundsAt = argv.indexOf('--job-rounds');
+  const jobRounds = roundsAt >= 0 ? Number(argv[roundsAt + 1]) : undefined;
+  if (jobRounds !== undefined && !(Number.isInteger(jobRounds) && jobRounds >= 1 && jobRounds <= 100)) {
+    throw new Error(`Expected \`--job-rounds\` to be a whole number from 1 to 100, got ${JSON.stringify(argv[roundsAt + 1])}`);
+  }
   const memorySides = sideName === undefined ? (['ledgerbox', 'bare'] as const) : ([sideName] as const);
   if (quick) {
     return {
@@ -52,6 +59,7 @@ export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv): B
       hotAccounts: 10,
       hotClients: 16,
       jobs: 300,
+      jobRounds: jobRounds ?? 1,
       jobConcurrency: 8,
       latencySamples: 20,
       reconcileEntries: 20_000,
@@ -70,6 +78,7 @@ export function readSettings(argv: readonly string[], env: NodeJS.ProcessEnv): B
     hotAccounts: 10,
     hotClients: 16,
     jobs: scale === 'large' ? 50_000 : 5_000,
+    jobRounds: jobRounds ?? (scale === 'large' ? 1 : 3),
     jobConcurrency: 8,
     latencySamples: 300,
     reconcileEntries: scale === 'large' ? 10_000_000 : 1_000_000,

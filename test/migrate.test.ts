@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
 import { after, test } from 'node:test';
 import pg from 'pg';
 import { pino } from 'pino';
+import { runMigrations as runWorkerMigrations } from 'graphile-worker';
 import { migrate, startWorker } from '../src/index.ts';
+import { workerLoggerFor } from '../src/logger.ts';
 import { databaseUrl, dropDatabase, serverUrl } from './support/database.ts';
 
 /** Every migration file, in order: what a first migrate applies. */
@@ -143,4 +145,82 @@ test('startWorker refuses a database that lacks any of its migrations (migration
   await client.end();
   const worker = await startWorker(options);
   await worker.stop();
+});
+
+test('a database with step results and attempts keeps every one through the lean-steps migration, each result on its attempt, read as before', async () => {
+  const url = await emptyDatabase();
+  // the database as the release before it left it: graphile-worker's schema and every migration
+  // before lean_steps, applied and recorded as migrate applies them (found by name: its number
+  // is whatever its place in the sequence is)
+  const files = readdirSync('migrations').filter((file) => file.endsWith('.sql')).sort();
+  const lean = files.findIndex((file) => file.endsWith('_lean_steps.sql'));
+  assert.ok(lean > 0, 'the lean_steps migration is there');
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  pool.on('error', () => undefined); // an idle connection lost meanwhile: the next query says so
+  await runWorkerMigrations({ pgPool: pool, logger: workerLoggerFor(pino({ level: 'silent' })) });
+  await pool.end();
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`create schema ledgerbox; create table ledgerbox.migrations (id integer primary key, name text not null, checksum text not null, applied_at timestamptz not null default now())`);
+    for (const [index, file] of files.slice(0, lean).entries()) {
+      const text = readFileSync(`migrations/${file}`, 'utf8');
+      await client.query('begin');
+      await client.query('insert into ledgerbox.migrations (id, name, checksum) values ($1, $2, $3)', [index + 1, file.replace(/\.sql$/, ''), createHash('sha256').update(text).digest('hex')]);
+      await client.query(text);
+      await client.query('commit');
+    }
+    // what steps had written: a result with its succeeded attempt after a failure, one whose
+    // attempt is missing, a step that only failed, a step recorded twice (before already_done)
+    const { rows } = await client.query<{ id: string }>(`insert into ledgerbox.workflows (kind, key, current_step) values ('old', 'old:1', 'third') returning id::text`);
+    const id = rows[0]!.id;
+    await client.query(
+      `insert into ledgerbox.step_attempts (workflow_id, step, attempt, max_attempts, outcome, error, started_at, finished_at) values
+         ($1, 'first', 1, 5, 'failed', 'boom', '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z'),
+         ($1, 'first', 2, 5, 'succeeded', null, '2026-01-01T00:00:02Z', '2026-01-01T00:00:03Z'),
+         ($1, 'third', 1, 5, 'failed', 'later', '2026-01-01T00:00:06Z', '2026-01-01T00:00:07Z'),
+         ($1, 'twice', 1, 5, 'succeeded', null, '2026-01-01T00:00:08Z', '2026-01-01T00:00:09Z'),
+         ($1, 'twice', 1, 5, 'succeeded', null, '2026-01-01T00:00:08Z', '2026-01-01T00:00:10Z')`,
+      [id],
+    );
+    await client.query(
+      `insert into ledgerbox.step_results (workflow_id, step, result, recorded_at) values
+         ($1, 'first', '{"quote": "q-1", "amount": "1234"}', '2026-01-01T00:00:03Z'),
+         ($1, 'second', 'null', '2026-01-01T00:00:05Z'),
+         ($1, 'twice', '[1, 2]', '2026-01-01T00:00:09Z')`,
+      [id],
+    );
+    const read = `select workflow_id::text, step, result, to_json(recorded_at) #>> '{}' as recorded_at from ledgerbox.step_results order by step`;
+    const resultsBefore = (await client.query(read)).rows;
+    const attemptsBefore = (await client.query(`select id::text, step, outcome, error from ledgerbox.step_attempts order by id`)).rows;
+
+    const migrated = await migrate({ connectionString: url });
+    assert.deepEqual(migrated.applied, allMigrations.slice(lean));
+
+    // psql users read the same results, at the same times
+    assert.deepEqual((await client.query(read)).rows, resultsBefore);
+    // every attempt is still there, in order, unchanged; the result without an attempt has one now
+    const attemptsAfter = (await client.query(`select id::text, step, outcome, error, attempt, result from ledgerbox.step_attempts order by id`)).rows;
+    assert.deepEqual(attemptsAfter.slice(0, attemptsBefore.length).map(({ id, step, outcome, error }) => ({ id, step, outcome, error })), attemptsBefore);
+    // (node-postgres reads the JSON null of `second` as null too: its presence is checked in SQL)
+    assert.deepEqual(
+      attemptsAfter.map(({ step, outcome, attempt, result }) => [step, outcome, attempt, result]),
+      [
+        ['first', 'failed', 1, null],
+        ['first', 'succeeded', 2, { quote: 'q-1', amount: '1234' }],
+        ['third', 'failed', 1, null],
+        ['twice', 'succeeded', 1, [1, 2]],
+        ['twice', 'succeeded', 1, null],
+        ['second', 'succeeded', 1, null],
+      ],
+    );
+    assert.equal(await scalar(url, `select result is not null from ledgerbox.step_attempts where step = 'second'`), true);
+    // and the rules hold from here on: no second result for a step
+    await assert.rejects(
+      client.query(`insert into ledgerbox.step_attempts (workflow_id, step, attempt, max_attempts, outcome, started_at, result) values ($1, 'first', 3, 5, 'succeeded', now(), '{}')`, [id]),
+      { code: '23505', constraint: 'step_attempts_one_result' },
+    );
+  } finally {
+    await client.end();
+  }
 });

@@ -307,3 +307,117 @@ test("a finished step's job is deleted with its result, so it cannot be delivere
     probes: ['retired'],
   });
 });
+
+// The step record in the database (migration lean_steps): a step's result lives on the attempt
+// that recorded it, and ledgerbox.step_results is a view of those. These hold for any writer,
+// raw SQL included, not only for runStep.
+
+const attemptColumns = `workflow_id, step, attempt, max_attempts, outcome, started_at`;
+
+test('a second result for the same workflow step is refused by the database, from raw SQL and from finish_step, and nothing of it is written', async () => {
+  const workflowId = await newWorkflow('raw', 'first');
+  await db.pool.query(`insert into ledgerbox.step_attempts (${attemptColumns}, result) values ($1, 'first', 1, 3, 'succeeded', now(), '{"n": 1}')`, [workflowId]);
+  await assert.rejects(
+    db.pool.query(`insert into ledgerbox.step_attempts (${attemptColumns}, result) values ($1, 'first', 2, 3, 'succeeded', now(), '{"n": 2}')`, [workflowId]),
+    { code: '23505', constraint: 'step_attempts_one_result' },
+  );
+  // finish_step for a step that has its result: refused whole, the workflow's state untouched
+  await assert.rejects(
+    db.pool.query(`select ledgerbox.finish_step($1, 'first', null, null, null, 3, now(), '{"n": 3}', 'completed', 'first', null)`, [workflowId]),
+    { code: '23505', constraint: 'step_attempts_one_result' },
+  );
+  assert.deepEqual(await written(workflowId), { results: [{ step: 'first', result: { n: 1 } }], attempts: ['first:succeeded'], workflow: 'running@first', jobs: [], probes: [] });
+  // attempts without a result (a failure, a duplicate delivery) are as many as happen
+  await db.pool.query(`insert into ledgerbox.step_attempts (${attemptColumns}, error) values ($1, 'first', 1, 3, 'failed', now(), 'boom')`, [workflowId]);
+  await db.pool.query(`insert into ledgerbox.step_attempts (${attemptColumns}) values ($1, 'first', 1, 3, 'already_done', now())`, [workflowId]);
+  assert.deepEqual((await written(workflowId)).attempts, ['first:succeeded', 'first:failed', 'first:already_done']);
+});
+
+test('a result belongs to a succeeded attempt, and a succeeded attempt has its result', async () => {
+  const workflowId = await newWorkflow('raw', 'first');
+  await assert.rejects(
+    db.pool.query(`insert into ledgerbox.step_attempts (${attemptColumns}) values ($1, 'first', 1, 3, 'succeeded', now())`, [workflowId]),
+    { code: '23514', constraint: 'step_attempt_result_when_succeeded' },
+  );
+  await assert.rejects(
+    db.pool.query(`insert into ledgerbox.step_attempts (${attemptColumns}, error, result) values ($1, 'first', 1, 3, 'failed', now(), 'boom', 'null')`, [workflowId]),
+    { code: '23514', constraint: 'step_attempt_result_when_succeeded' },
+  );
+  // an attempt of no workflow: the foreign key stays
+  await assert.rejects(
+    db.pool.query(`insert into ledgerbox.step_attempts (${attemptColumns}, result) values (gen_random_uuid(), 'first', 1, 3, 'succeeded', now(), 'null')`),
+    { code: '23503' },
+  );
+  // a JSON null is a result (a step that decided nothing worth keeping), not a missing one
+  await db.pool.query(`insert into ledgerbox.step_attempts (${attemptColumns}, result) values ($1, 'first', 1, 3, 'succeeded', now(), 'null')`, [workflowId]);
+  assert.deepEqual((await written(workflowId)).results, [{ step: 'first', result: null }]);
+});
+
+test('ledgerbox.step_results reads as the table did (same columns, one row per recorded result) and is append-only through the view too', async () => {
+  const columns = await db.pool.query<{ column_name: string; data_type: string }>(
+    `select column_name, data_type from information_schema.columns where table_schema = 'ledgerbox' and table_name = 'step_results' order by ordinal_position`,
+  );
+  assert.deepEqual(columns.rows, [
+    { column_name: 'workflow_id', data_type: 'uuid' },
+    { column_name: 'step', data_type: 'text' },
+    { column_name: 'result', data_type: 'jsonb' },
+    { column_name: 'recorded_at', data_type: 'timestamp with time zone' },
+  ]);
+  const declining: WorkflowDefinition<Record<string, never>> = {
+    kind: 'declining',
+    firstStep: 'check',
+    steps: {
+      check: { pure: true, run: async () => ({ result: { checked: true }, next: 'decide' }) },
+      // a business outcome: its result is recorded, and the workflow fails towards compensation
+      decide: { run: async () => ({ result: { declined: 'limit' }, fail: 'over the limit' }) },
+    },
+    compensate: { run: async () => ({ result: { undone: true }, done: true }) },
+    maxAttempts: 3,
+  };
+  const workflowId = await newWorkflow(declining.kind, 'check');
+  await runStep(environment(db.pool, declining), { workflowId, step: 'check' }, noJob);
+  await runStep(environment(db.pool, declining), { workflowId, step: 'decide' }, noJob);
+  await runStep(environment(db.pool, declining), { workflowId, step: 'compensate' }, noJob);
+  // what a psql user reads: every step's result once, recorded when its attempt finished
+  const { rows } = await db.pool.query(
+    `select r.step, r.result, r.recorded_at = a.finished_at as at_its_attempt
+     from ledgerbox.step_results r join ledgerbox.step_attempts a on a.workflow_id = r.workflow_id and a.step = r.step and a.outcome = 'succeeded'
+     where r.workflow_id = $1 order by r.recorded_at, r.step`,
+    [workflowId],
+  );
+  assert.deepEqual(rows, [
+    { step: 'check', result: { checked: true }, at_its_attempt: true },
+    { step: 'decide', result: { declined: 'limit' }, at_its_attempt: true },
+    { step: 'compensate', result: { undone: true }, at_its_attempt: true },
+  ]);
+  assert.equal((await written(workflowId)).workflow, 'compensated@compensate');
+
+  await assert.rejects(db.pool.query(`update ledgerbox.step_results set result = '{}' where workflow_id = $1`, [workflowId]), { code: '42501', message: /append-only: UPDATE refused/ });
+  await assert.rejects(db.pool.query(`delete from ledgerbox.step_results where workflow_id = $1`, [workflowId]), { code: '42501', message: /append-only: DELETE refused/ });
+  await assert.rejects(
+    db.pool.query(`insert into ledgerbox.step_results (workflow_id, step, result) values ($1, 'extra', '{}')`, [workflowId]),
+    { code: '42501', message: /written with its attempt/ },
+  );
+  assert.equal((await written(workflowId)).results.length, 3);
+});
+
+test('a pure step that declines runs once: its outcome is written in the transaction that fails the workflow, not decided again there', async () => {
+  let runs = 0;
+  const declines: WorkflowDefinition<Record<string, never>> = {
+    kind: 'declines',
+    firstStep: 'decide',
+    steps: { decide: { pure: true, run: async () => ((runs += 1), { result: { declined: true }, fail: 'declined by the rules' }) } },
+    compensate: { run: async () => ({ result: null, done: true }) },
+    maxAttempts: 3,
+  };
+  const workflowId = await newWorkflow(declines.kind, 'decide');
+  await runStep(environment(db.pool, declines), { workflowId, step: 'decide' }, noJob);
+  assert.equal(runs, 1);
+  assert.deepEqual(await written(workflowId), {
+    results: [{ step: 'decide', result: { declined: true } }],
+    attempts: ['decide:succeeded'],
+    workflow: 'failed@compensate',
+    jobs: ['compensate'],
+    probes: [],
+  });
+});

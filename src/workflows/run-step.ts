@@ -9,7 +9,6 @@ import {
   finishStep,
   insertAlert,
   insertStepAttempt,
-  insertStepResult,
   lockWorkflowWithResults,
   recordProviderCall,
   recordWait,
@@ -64,9 +63,10 @@ export class JobTakenOver extends Error {
  * 1. the external call, if any, outside any transaction; its answer recorded under the
  *    idempotency key before anything depends on it (a retry reuses it);
  * 2. one transaction: lock the workflow, stop if the step has a result, do the work, record
- *    the result and the attempt, enqueue the next step; a step whose work turns out to touch
- *    no table needs no transaction: its result is recorded in one statement that checks, under
- *    the workflow's lock, that nothing changed since the step read it (finishWithoutTransaction);
+ *    the attempt with its result, enqueue the next step; a step its definition declares pure
+ *    (it touches no table) needs no transaction: it runs once, and its result is recorded in
+ *    one statement that checks, under the workflow's lock, that nothing changed since the step
+ *    read it (finishWithoutTransaction);
  * 3. on failure, another transaction records the attempt and its full error, then schedules a
  *    retry with backoff, or, on the last attempt, fails the workflow, enqueues compensation
  *    and raises a critical alert.
@@ -110,24 +110,34 @@ export async function runStep<Providers>(
     const attempt = { maxAttempts, jobId: job.id, workerId: job.workerId, startedAt };
     // a due pure step is finished in one statement; anything else (a step that works in the
     // database, a late or duplicate delivery) runs under the workflow's lock
-    if (due && step.pure === true && (await finishWithoutTransaction(environment, step, context, payload.step, external, attempt, logger))) {
-      logger.info('step succeeded');
-      return;
+    let decided: Decided | undefined;
+    if (due && step.pure === true) {
+      decided = await finishWithoutTransaction(environment, step, context, payload.step, external, attempt, logger);
+      if (decided === 'finished') {
+        logger.info('step succeeded');
+        return;
+      }
     }
     await inTransaction(environment.db, async (db, client) => {
-      const { workflow: locked, results: current } = await lockHeld(db, workflow.id, job);
+      const { workflow: locked, version, results: current } = await lockHeld(db, workflow.id, job);
       if (current.has(payload.step) || !isDue(locked, payload.step)) {
         await recordAttempt(db, payload, maxAttempts, job, 'already_done', null, startedAt);
         return;
       }
-      const outcome = await step.run(step.pure === true ? refusingSession : db, {
-        workflow: locked,
-        results: current,
-        external,
-        providers: environment.providers,
-        logger,
-        client: step.pure === true ? null : (client ?? null),
-      });
+      // a pure step that failed or waits on the row as it is now has decided already: it is a
+      // function of that row (its version covers the results) and its recorded answer, so it
+      // is not run a second time; on a row that changed since, it runs again on what is there
+      const outcome =
+        decided !== undefined && decided !== 'finished' && decided !== 'changed' && decided.version === version
+          ? decided.outcome
+          : await step.run(step.pure === true ? refusingSession : db, {
+              workflow: locked,
+              results: current,
+              external,
+              providers: environment.providers,
+              logger,
+              client: step.pure === true ? null : (client ?? null),
+            });
       if ('wait' in outcome) {
         // not done: say what it waits for, and come back at its wake time (or when signalled)
         await recordWait(db, workflow.id, { step: payload.step, until: outcome.wait.until, signals: outcome.wait.signals });
@@ -143,8 +153,8 @@ export async function runStep<Providers>(
         if (finished === 'fenced') throw new JobTakenOver(`job ${job.id} is no longer held by ${job.workerId}`);
         if (finished !== 'finished') throw new Error(`finish_step answered ${finished} under this step's own lock`);
       } else {
-        await insertStepResult(db, workflow.id, payload.step, outcome.result);
-        await recordAttempt(db, payload, maxAttempts, job, 'succeeded', null, startedAt);
+        // a declining step's result is recorded like any other, on its attempt
+        await recordAttempt(db, payload, maxAttempts, job, 'succeeded', null, startedAt, outcome.result);
         await failWorkflow(db, locked, payload.step, outcome.fail, 'warning', 0);
       }
     });
@@ -184,6 +194,14 @@ const refusingSession: Session = {
 };
 
 /**
+ * What finishing a pure step without a transaction came to: finished; the workflow changed
+ * since the step read it (run it again under the lock); or an outcome that is not finished in
+ * one statement (it fails the workflow, or waits), decided on the row of `version`, for the
+ * transaction to write.
+ */
+type Decided = 'finished' | 'changed' | { version: string; outcome: Extract<StepOutcome, { fail: string } | { wait: unknown }> };
+
+/**
  * Finishes a due pure step with no transaction: runs it (it reads and writes nothing) and
  * records its result, attempt, the workflow's state and next job in one statement that locks
  * the workflow and writes only if this worker still holds the job and the workflow is the
@@ -191,10 +209,8 @@ const refusingSession: Session = {
  * on the answer, and every no-op step, go this way: two statements (the read before and this
  * one) instead of five.
  *
- * Returns false when the step must run in a transaction instead: it ended the workflow (the
- * failure path writes more) or waits, or the workflow changed since it was read. Running it
- * again there is safe: a pure step is a function of its inputs and recorded answers, and this
- * attempt wrote nothing.
+ * A step that ends the workflow (the failure path writes more) or waits is left for the
+ * transaction, with its outcome: it is not run again there unless the workflow changed.
  */
 async function finishWithoutTransaction<Providers>(
   environment: StepEnvironment<Providers>,
@@ -204,14 +220,14 @@ async function finishWithoutTransaction<Providers>(
   external: unknown,
   attempt: { maxAttempts: number; jobId: string | null; workerId: string | null; startedAt: Date },
   logger: Logger,
-): Promise<boolean> {
+): Promise<Decided> {
   const outcome = await step.run(refusingSession, { workflow: context.workflow, results: context.results, external, providers: environment.providers, logger, client: null });
-  if ('fail' in outcome || 'wait' in outcome) return false;
+  if ('fail' in outcome || 'wait' in outcome) return { version: context.version, outcome };
   const finished = await inOneStatement(environment.db, (db) => finishStep(db, finishing(context.workflow.id, stepName, context.version, outcome, attempt)));
   if (finished === 'fenced') throw new JobTakenOver(`job ${attempt.jobId} is no longer held by ${attempt.workerId}`);
   if (finished === 'missing') throw new LedgerboxError('workflow_not_found', `No workflow ${context.workflow.id}`, { details: { workflowId: context.workflow.id } });
   if (finished === 'changed') logger.debug('the workflow changed since the step read it; running the step under its lock');
-  return finished === 'finished';
+  return finished;
 }
 
 /**
@@ -253,7 +269,7 @@ function isDue(workflow: WorkflowRow, step: string): boolean {
  * (fencing): the peers of a worker that looked dead may have unlocked its job and handed it to
  * another worker. Under the workflow lock, so of two runs at most one writes.
  */
-async function lockHeld(db: Session, workflowId: string, job: StepJob): Promise<{ workflow: WorkflowRow; results: Map<string, unknown> }> {
+async function lockHeld(db: Session, workflowId: string, job: StepJob): Promise<{ workflow: WorkflowRow; version: string; results: Map<string, unknown> }> {
   const locked = await lockWorkflowWithResults(db, workflowId, job.id);
   if (locked === undefined) throw new LedgerboxError('workflow_not_found', `No workflow ${workflowId}`, { details: { workflowId } });
   if (job.workerId !== null && locked.holder !== job.workerId) throw new JobTakenOver(`job ${job.id} is no longer held by ${job.workerId}`);
@@ -294,6 +310,7 @@ async function recordAttempt(
   outcome: 'succeeded' | 'failed' | 'already_done' | 'waiting',
   error: string | null,
   startedAt: Date,
+  result?: unknown,
 ): Promise<number> {
   return insertStepAttempt(db, {
     workflowId: payload.workflowId,
@@ -304,6 +321,7 @@ async function recordAttempt(
     outcome,
     error,
     startedAt,
+    result,
   });
 }
 

@@ -89,15 +89,11 @@ export async function updateWorkflow(
     where id = ${id}::uuid`);
 }
 
-export async function insertStepResult(db: Session, workflowId: string, step: string, result: unknown): Promise<void> {
-  await db.query(sql`
-    insert into ledgerbox.step_results (workflow_id, step, result)
-    values (${workflowId}::uuid, ${step}, ${JSON.stringify(result)}::jsonb)`);
-}
-
 /**
  * Records an attempt; its number is the step's failures since the last resume, plus one,
- * counted in the same statement. Returns that number.
+ * counted in the same statement. Returns that number. A succeeded attempt carries the step's
+ * result (migration lean_steps: the result lives on its attempt, read as ledgerbox.step_results;
+ * a second result for the step is refused by the database).
  */
 export async function insertStepAttempt(
   db: Session,
@@ -110,22 +106,25 @@ export async function insertStepAttempt(
     outcome: 'succeeded' | 'failed' | 'already_done' | 'waiting';
     error: string | null;
     startedAt: Date;
+    /** The step's result: given exactly when the outcome is succeeded. */
+    result?: unknown;
   },
 ): Promise<number> {
+  const result = attempt.outcome === 'succeeded' ? JSON.stringify(attempt.result ?? null) : null;
   const [row] = await db.query(sql`
-    insert into ledgerbox.step_attempts (workflow_id, step, attempt, max_attempts, job_id, worker_id, outcome, error, started_at)
+    insert into ledgerbox.step_attempts (workflow_id, step, attempt, max_attempts, job_id, worker_id, outcome, error, started_at, result)
     select ${attempt.workflowId}::uuid, ${attempt.step},
       1 + (select count(*)::int from ledgerbox.step_attempts a
         where a.workflow_id = w.id and a.step = ${attempt.step} and a.outcome = 'failed'
           and a.finished_at > coalesce(w.resumed_at, '-infinity')),
       ${attempt.maxAttempts}, ${attempt.jobId}::bigint, ${attempt.workerId},
-      ${attempt.outcome}, ${attempt.error}, ${attempt.startedAt.toISOString()}::timestamptz
+      ${attempt.outcome}, ${attempt.error}, ${attempt.startedAt.toISOString()}::timestamptz, ${result}::jsonb
     from ledgerbox.workflows w where w.id = ${attempt.workflowId}::uuid
     returning attempt`);
   return readRow(object({ attempt: number() }), row, 'step attempt').attempt;
 }
 
-const LockHolderRow = object({ holder: nullable(string()) });
+const LockHolderRow = object({ holder: nullable(string()), version: string() });
 
 
 const ProviderCallRow = object({ response: unknown() });
@@ -182,24 +181,26 @@ export async function selectStepContext(
 
 /**
  * Locks the workflow, says who holds the step's job now, and reads the results recorded so
- * far, in one round trip (lockWorkflowForJob and selectStepResults together).
+ * far and the row's version (xmin), in one round trip.
  */
 export async function lockWorkflowWithResults(
   db: Session,
   id: string,
   jobId: string,
-): Promise<{ workflow: WorkflowRow; holder: string | null; results: Map<string, unknown> } | undefined> {
+): Promise<{ workflow: WorkflowRow; version: string; holder: string | null; results: Map<string, unknown> } | undefined> {
   const [row] = await db.query(sql`
-    select ${workflowColumns}, ledgerbox.job_lock_holder(${jobId}::bigint) as job_holder,
+    select ${workflowColumns}, w.xmin::text as row_version, ledgerbox.job_lock_holder(${jobId}::bigint) as job_holder,
       -- every transfer the step's transaction makes is this workflow's (transfers.workflow_id)
       set_config('ledgerbox.workflow_id', w.id::text, true) as tagged,
       (select coalesce(jsonb_object_agg(r.step, r.result), '{}') from ledgerbox.step_results r where r.workflow_id = w.id) as step_results
     from ledgerbox.workflows w where w.id = ${id}::uuid for update of w`);
   if (row === undefined) return undefined;
-  const { job_holder: holder, step_results: results, tagged: _tagged, ...workflow } = row as Record<string, unknown>;
+  const { job_holder: holder, row_version: version, step_results: results, tagged: _tagged, ...workflow } = row as Record<string, unknown>;
+  const locked = readRow(LockHolderRow, { holder, version }, 'job lock');
   return {
     workflow: readRow(WorkflowRow, workflow, 'workflow'),
-    holder: readRow(LockHolderRow, { holder }, 'job lock').holder,
+    version: locked.version,
+    holder: locked.holder,
     results: new Map(Object.entries(readRow(record(string(), unknown()), results, 'step results'))),
   };
 }
@@ -227,8 +228,8 @@ export async function recordProviderCall(
 const FinishStepRow = object({ outcome: enums(['finished', 'changed', 'fenced', 'missing']) });
 
 /**
- * A successful step's bookkeeping in one statement (ledgerbox.finish_step, migration 0007): its
- * result, its attempt, the workflow's new state and its jobs (the next step's, as enqueueStep
+ * A successful step's bookkeeping in one statement (ledgerbox.finish_step, migrations 0007 and
+ * lean_steps): its attempt with its result, the workflow's new state and its jobs (the next step's, as enqueueStep
  * adds it, and the step's own), written only if, under the workflow's lock, this worker still holds the
  * job and the workflow is still the version the step read. Says what happened.
  */
