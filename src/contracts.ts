@@ -190,9 +190,10 @@ export const Metadata = coerceWhen(
 /**
  * superstruct's coerce() with its condition as a plain test: coerce() asks is(value, condition),
  * which builds a StructError (and its stack trace) for every value it does not coerce, such as
- * each transfer's absent effectiveAt; a batch of 100 transfers spent most of its validation there.
+ * each transfer's absent effectiveAt or a row's null timestamp; a batch of 100 transfers spent
+ * most of its validation there, and the demo's worker 0.7 s reading rows. @internal
  */
-function coerceWhen<T, S>(struct: Struct<T, S>, test: (value: unknown) => boolean, coercer: (value: never) => unknown): Struct<T, S> {
+export function coerceWhen<T, S>(struct: Struct<T, S>, test: (value: unknown) => boolean, coercer: (value: never) => unknown): Struct<T, S> {
   return new Struct({
     ...struct,
     coercer: (value, context) => (test(value) ? struct.coercer(coercer(value as never), context) : struct.coercer(value, context)),

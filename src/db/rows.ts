@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { StructError, coerce, create, nullable, object, pattern, string, bigint, date, type Infer, type Struct } from 'superstruct';
+import { StructError, create, nullable, object, string, bigint, date, type Infer, type Struct } from 'superstruct';
+import { coerceWhen } from '../contracts.js';
 import { LedgerboxError } from '../errors.js';
 
 /**
@@ -9,10 +10,11 @@ import { LedgerboxError } from '../errors.js';
  */
 
 /** An int8 column selected as text, as a bigint. */
-export const Int8Text = coerce(bigint(), pattern(string(), /^-?\d{1,19}$/), (value) => BigInt(value));
+const int8Pattern = /^-?\d{1,19}$/;
+export const Int8Text = coerceWhen(bigint(), (value) => typeof value === 'string' && int8Pattern.test(value), (value: string) => BigInt(value));
 
 /** A timestamptz selected as an ISO string (or a Date from a host whose parser made one). */
-export const TimestampText = coerce(date(), string(), (value) => new Date(value));
+export const TimestampText = coerceWhen(date(), (value) => typeof value === 'string', (value: string) => new Date(value));
 
 /** Validates one row; a mismatch means schema drift, not bad input, so it is not `invalid_input`. */
 export function readRow<T, S>(struct: Struct<T, S>, row: unknown, what: string): T {
