@@ -14,20 +14,31 @@ import type { Finding } from './types.js';
 
 /**
  * Every check, as set-based SQL on the run's snapshot, turned into findings. Critical means money
- * is wrong or unaccounted for; warning means a human is needed but the books are right.
+ * is wrong or unaccounted for; warning means a human is needed but the books are right. The
+ * balance checks judge the one pass over the entries; the others read what is open (holds,
+ * workflows, jobs, statements) and may run on a second connection that shares the snapshot, at
+ * the same time as the pass (run.ts). Their findings come after the balances', as before.
  */
-export async function checkFindings(
-  db: Session,
-  input: {
-    balances: readonly ExpectedBalanceRow[];
-    previousSnapshot: string | null;
-    asOf: Date;
-    limboSla_ms: number;
-    stuckAfter_ms: number;
-    statementTolerance: number;
-    compensatedSince: Date;
-  },
-): Promise<Finding[]> {
+export interface BalanceCheckInput {
+  balances: readonly ExpectedBalanceRow[];
+  previousSnapshot: string | null;
+  asOf: Date;
+}
+
+export interface OtherCheckInput {
+  asOf: Date;
+  limboSla_ms: number;
+  stuckAfter_ms: number;
+  statementTolerance: number;
+  compensatedSince: Date;
+}
+
+/**
+ * The checks of the pass over the entries: balances against the cache, available balances,
+ * clearing accounts, each currency's total, and the balanced-transfers fingerprint (followed
+ * by the exact query only when the fingerprint is not 0).
+ */
+export async function balanceFindings(db: Session, input: BalanceCheckInput): Promise<Finding[]> {
   const findings: Finding[] = [];
   const totals = new Map<string, bigint>();
 
@@ -128,6 +139,12 @@ export async function checkFindings(
     });
   }
 
+  return findings;
+}
+
+/** The checks that read what is open: workflows, holds in limbo, stuck workflows, failed jobs, statements. */
+export async function otherFindings(db: Session, input: OtherCheckInput): Promise<Finding[]> {
+  const findings: Finding[] = [];
   for (const workflow of await selectFailedWorkflows(db, input.compensatedSince)) {
     const compensated = workflow.status === 'compensated';
     findings.push({

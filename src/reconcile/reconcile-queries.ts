@@ -23,9 +23,17 @@ export async function selectPreviousRun(db: Session): Promise<Infer<typeof Previ
   return row === undefined ? undefined : readRow(PreviousRunRow, row, 'reconciliation run');
 }
 
-export async function selectCurrentSnapshot(db: Session): Promise<string> {
-  const [row] = await db.query(sql`select pg_current_snapshot()::text as snapshot`);
-  return readRow(object({ snapshot: string() }), row, 'snapshot').snapshot;
+/**
+ * The run's snapshot; with `exported`, also exported (pg_export_snapshot) for a second
+ * connection to read the same one while this transaction lasts.
+ */
+export async function selectCurrentSnapshot(db: Session, options: { exported: boolean }): Promise<{ snapshot: string; exported: string | null }> {
+  const [row] = await db.query(
+    options.exported
+      ? sql`select pg_current_snapshot()::text as snapshot, pg_export_snapshot() as exported`
+      : sql`select pg_current_snapshot()::text as snapshot, null::text as exported`,
+  );
+  return readRow(object({ snapshot: string(), exported: nullable(string()) }), row, 'snapshot');
 }
 
 export const ExpectedBalanceRow = object({
@@ -128,7 +136,65 @@ export async function selectExpectedBalances(db: Session, previousSnapshot: stri
     left join added ad on ad.account_id = a.id
     left join released rel on rel.account_id = a.id
     order by a.id`);
-  return rows.map((row) => readRow(ExpectedBalanceRow, row, 'expected balance'));
+  return rows.map(readExpectedBalance);
+}
+
+const int8Text = /^-?\d{1,19}$/;
+const wholeNumberText = /^-?\d{1,40}$/;
+const expectedBalanceFields = Object.keys(ExpectedBalanceRow.schema);
+
+/**
+ * readRow(ExpectedBalanceRow, …) without superstruct's cost: a full run reads one row per
+ * account (15–30 ms for 1,000 rows through `create`, a tenth of the raw aggregate). The same
+ * checks (every field, its type and pattern, no other field); the same error when one fails.
+ */
+export function readExpectedBalance(row: unknown): ExpectedBalanceRow {
+  const fields = row as Record<string, unknown>;
+  const int8 = (name: string): bigint => {
+    const value = fields[name];
+    if (typeof value !== 'string' || !int8Text.test(value)) return mismatch(name, value);
+    return BigInt(value);
+  };
+  const text = (name: string): string => {
+    const value = fields[name];
+    return typeof value === 'string' ? value : mismatch(name, value);
+  };
+  const flag = (name: string): boolean => {
+    const value = fields[name];
+    return typeof value === 'boolean' ? value : mismatch(name, value);
+  };
+  const mismatch = (name: string, value: unknown): never => {
+    // superstruct names the field and the value as readRow reports it
+    readRow(ExpectedBalanceRow, { ...fields, [name]: value }, 'expected balance');
+    throw new Error(`Unexpected expected balance row from the database at \`${name}\``);
+  };
+  if (typeof row !== 'object' || row === null || Object.keys(fields).length !== expectedBalanceFields.length) {
+    return readRow(ExpectedBalanceRow, row, 'expected balance');
+  }
+  const updatedAt = fields.updated_at;
+  const entries = fields.entries;
+  const fingerprint = fields.fingerprint;
+  if (!(typeof updatedAt === 'string' || updatedAt instanceof Date)) mismatch('updated_at', updatedAt);
+  if (typeof entries !== 'number' || Number.isNaN(entries)) mismatch('entries', entries);
+  if (typeof fingerprint !== 'string' || !wholeNumberText.test(fingerprint)) mismatch('fingerprint', fingerprint);
+  const updated = new Date(updatedAt as string | Date);
+  if (Number.isNaN(updated.getTime())) mismatch('updated_at', updatedAt);
+  return {
+    account_id: int8('account_id'),
+    key: text('key'),
+    currency: text('currency'),
+    allow_negative: flag('allow_negative'),
+    clearing: flag('clearing'),
+    updated_at: updated,
+    actual_posted: int8('actual_posted'),
+    actual_pending_incoming: int8('actual_pending_incoming'),
+    actual_pending_outgoing: int8('actual_pending_outgoing'),
+    expected_posted: int8('expected_posted'),
+    expected_pending_incoming: int8('expected_pending_incoming'),
+    expected_pending_outgoing: int8('expected_pending_outgoing'),
+    entries: entries as number,
+    fingerprint: BigInt(fingerprint as string),
+  };
 }
 
 export const UnbalancedRow = object({ transfer_id: string(), key: string(), currency: string(), total: Int8Text });

@@ -1,11 +1,11 @@
 import pg from 'pg';
 import { boolean, defaulted, integer, object, optional, size } from 'superstruct';
 import { LoggerShape, Timestamp, validate } from '../contracts.js';
-import { inTransaction, type Session } from '../db/handle.js';
+import { inOneStatement, inTransaction, type Session } from '../db/handle.js';
 import { pgFormat, type SQLQuery } from '@databases/pg';
 import { limits } from '../limits.js';
 import { defaultLogger, type Logger } from '../logger.js';
-import { checkFindings } from './checks.js';
+import { balanceFindings, otherFindings, type OtherCheckInput } from './checks.js';
 import {
   selectCurrentSnapshot,
   selectExpectedBalances,
@@ -67,7 +67,8 @@ async function runReconciliation(
   const logger = (givenLogger ?? defaultLogger()).child({ component: 'reconcile' });
   const asOf = options.asOf ?? new Date();
   const startedAt = new Date();
-  const runId = await inTransaction(pool, (db) => insertRun(db, { trigger, night, asOf, full: options.full }));
+  // one statement, its own transaction: no BEGIN and COMMIT round trips
+  const runId = await inOneStatement(pool, (db) => insertRun(db, { trigger, night, asOf, full: options.full }));
   if (runId === undefined) {
     logger.info({ night }, 'this night is reconciled already');
     return undefined;
@@ -123,53 +124,151 @@ async function runReconciliation(
 
 /** Every read on one REPEATABLE READ READ ONLY snapshot: consistent, and never blocking writers. */
 async function readSnapshot(pool: pg.Pool, options: { full: boolean; limboSla_ms: number; stuckAfter_ms: number; statementTolerance: number }, asOf: Date) {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  // terminated while idle between reads: reported by the next query, not an uncaught 'error'
-  const onError = (error: Error) => (broken ??= error);
-  client.on('error', onError);
-  const db: Session = {
-    async query(query: SQLQuery) {
-      const { text, values } = query.format(pgFormat);
-      return (await client.query(text, values)).rows;
-    },
-  };
+  const main = await reader(pool);
+  let helper: Reader | undefined;
+  let others: Promise<OtherReads> | undefined;
   try {
-    await client.query('begin isolation level repeatable read read only');
-    // its sorts and hashes cover a night's entries: in memory, not spilled to disk; and no JIT,
-    // which costs more to compile (tens of ms per query) than it saves on these plans
-    await client.query(`set local work_mem = '64MB'`);
-    await client.query('set local jit = off');
-    const previous = await selectPreviousRun(db);
+    await main.client.query('begin isolation level repeatable read read only');
+    await main.client.query(readerSettings);
+    const previous = await selectPreviousRun(main.db);
     // without a previous run (or when asked) everything is verified from the first entry
     const previousSnapshot = options.full ? null : (previous?.snapshot ?? null);
-    const snapshot = await selectCurrentSnapshot(db);
-    const balances = await selectExpectedBalances(db, previousSnapshot);
-    const findings: Finding[] = await checkFindings(db, { balances, previousSnapshot, asOf, ...options, compensatedSince: previous?.started_at ?? new Date(asOf.getTime() - 86_400_000) });
-    const movement = (await selectMovement(db, previous?.snapshot ?? null, previous?.started_at ?? null)).map((row) => ({
-      currency: row.currency,
-      moved: row.moved,
-      transfers: row.transfers,
-    }));
-    const workflows = await selectWorkflowCounts(db, previous?.started_at ?? null);
-    await client.query('commit');
+    // The checks that read what is open (holds, workflows, jobs, statements: a few ms each, a
+    // round trip each) run on a second connection at the same time as the pass over the
+    // entries, on this transaction's snapshot (exported, then imported there), when the pool
+    // has an idle connection right away; otherwise after the pass, on this one.
+    helper = await idleReader(pool);
+    const { snapshot, exported } = await selectCurrentSnapshot(main.db, { exported: helper !== undefined });
+    const otherInput = {
+      asOf,
+      ...options,
+      compensatedSince: previous?.started_at ?? new Date(asOf.getTime() - 86_400_000),
+      previousSnapshot: previous?.snapshot ?? null,
+      previousStartedAt: previous?.started_at ?? null,
+    };
+    if (helper !== undefined && exported !== null) {
+      others = readOthersOnSnapshot(helper, exported, otherInput);
+      others.catch(() => undefined); // awaited below; a failure there is reported there
+    }
+    const balances = await selectExpectedBalances(main.db, previousSnapshot);
+    const findings: Finding[] = await balanceFindings(main.db, { balances, previousSnapshot, asOf });
+    const rest = others === undefined ? await readOthers(main.db, otherInput) : await others;
+    await main.client.query('commit');
     return {
       previousRunId: previous?.id ?? null,
       snapshot,
       balances,
-      findings,
-      movement,
-      workflows,
+      findings: [...findings, ...rest.findings],
+      movement: rest.movement,
+      workflows: rest.workflows,
       entriesChecked: balances.reduce((sum, balance) => sum + balance.entries, 0),
     };
   } catch (error) {
-    broken = error as Error;
-    await client.query('rollback').catch(() => undefined);
+    main.fail(error as Error);
+    await main.client.query('rollback').catch(() => undefined);
     throw error;
   } finally {
-    client.off('error', onError);
-    client.release(broken !== undefined && (broken as { code?: string }).code === undefined ? broken : undefined);
+    // the helper's transaction ends before the one whose snapshot it imported
+    if (others !== undefined) await others.catch(() => undefined);
+    helper?.release();
+    main.release();
   }
+}
+
+const readerSettings =
+  // its sorts and hashes cover a night's entries: in memory, not spilled to disk; and no JIT,
+  // which costs more to compile (tens of ms per query) than it saves on these plans
+  `set local work_mem = '64MB'; set local jit = off`;
+
+interface OtherReads {
+  findings: Finding[];
+  movement: { currency: string; moved: bigint; transfers: number }[];
+  workflows: { completed: number; failed: number; compensated: number };
+}
+
+type OtherInput = OtherCheckInput & { previousSnapshot: string | null; previousStartedAt: Date | null };
+
+async function readOthers(db: Session, input: OtherInput): Promise<OtherReads> {
+  const findings = await otherFindings(db, input);
+  const movement = (await selectMovement(db, input.previousSnapshot, input.previousStartedAt)).map((row) => ({
+    currency: row.currency,
+    moved: row.moved,
+    transfers: row.transfers,
+  }));
+  const workflows = await selectWorkflowCounts(db, input.previousStartedAt);
+  return { findings, movement, workflows };
+}
+
+async function readOthersOnSnapshot(helper: Reader, exported: string, input: OtherInput): Promise<OtherReads> {
+  try {
+    await helper.client.query('begin isolation level repeatable read read only');
+    await helper.client.query(setSnapshot(exported));
+    await helper.client.query(readerSettings);
+    const reads = await readOthers(helper.db, input);
+    await helper.client.query('commit');
+    return reads;
+  } catch (error) {
+    helper.fail(error as Error);
+    await helper.client.query('rollback').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** SET takes no parameters: pg_export_snapshot's id (hex digits and dashes) as a literal, checked. */
+function setSnapshot(exported: string): string {
+  if (!/^[0-9A-F]+(-[0-9A-F]+)+$/i.test(exported)) throw new Error(`Unexpected snapshot id from pg_export_snapshot: ${JSON.stringify(exported)}`);
+  return `set transaction snapshot '${exported}'`;
+}
+
+interface Reader {
+  client: pg.PoolClient;
+  db: Session;
+  fail(error: Error): void;
+  release(): void;
+}
+
+async function reader(pool: pg.Pool): Promise<Reader> {
+  return readerOf(await pool.connect());
+}
+
+function readerOf(client: pg.PoolClient): Reader {
+  let broken: Error | undefined;
+  // terminated while idle between reads: reported by the next query, not an uncaught 'error'
+  const onError = (error: Error) => (broken ??= error);
+  client.on('error', onError);
+  return {
+    client,
+    db: {
+      async query(query: SQLQuery) {
+        const { text, values } = query.format(pgFormat);
+        return (await client.query(text, values)).rows;
+      },
+    },
+    fail: (error) => (broken = error),
+    release() {
+      client.off('error', onError);
+      client.release(broken !== undefined && (broken as { code?: string }).code === undefined ? broken : undefined);
+    },
+  };
+}
+
+/**
+ * A second connection when the pool has one idle now, else undefined: never waits for one (the
+ * run holds a connection already, and a pool of one, or one another run shares, would wait forever).
+ */
+async function idleReader(pool: pg.Pool): Promise<Reader | undefined> {
+  if (pool.idleCount === 0) return undefined;
+  const connecting = pool.connect();
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 50)));
+  const client = await Promise.race([connecting, gaveUp]).catch(() => undefined);
+  clearTimeout(timer);
+  if (client === undefined) {
+    // taken by someone else meanwhile: when it comes, it goes straight back
+    connecting.then((late) => late.release(), () => undefined);
+    return undefined;
+  }
+  return readerOf(client);
 }
 
 function toFinding(row: { severity: string; kind: string; subject: string; account: string | null; currency: string | null; expected: bigint | null; actual: bigint | null; difference: bigint | null; detail: string }): Finding {
