@@ -1,5 +1,5 @@
 import { sql, type SQLQuery } from '@databases/pg';
-import { bigint, boolean, coerce, nullable, number, object, pattern, string, type Infer } from 'superstruct';
+import { assert, bigint, boolean, coerce, date, nullable, number, object, pattern, string, type Infer } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { Int8Text, TimestampText, readRow } from '../db/rows.js';
 
@@ -136,8 +136,32 @@ export async function selectExpectedBalances(db: Session, previousSnapshot: stri
     left join added ad on ad.account_id = a.id
     left join released rel on rel.account_id = a.id
     order by a.id`);
-  return rows.map(readExpectedBalance);
+  return rows.map((row) => {
+    const value = readExpectedBalance(row);
+    // the project's rule: every row read back is checked with superstruct; a plain struct over
+    // the values already converted (no coercion) keeps that cheap for the pass's 1,000 rows
+    assert(value, ExpectedBalanceValue, 'Unexpected expected balance row from the database');
+    return value;
+  });
 }
+
+/** The pass's row once read: checked with superstruct without coercion (cheap). */
+const ExpectedBalanceValue = object({
+  account_id: bigint(),
+  key: string(),
+  currency: string(),
+  allow_negative: boolean(),
+  clearing: boolean(),
+  updated_at: date(),
+  actual_posted: bigint(),
+  actual_pending_incoming: bigint(),
+  actual_pending_outgoing: bigint(),
+  expected_posted: bigint(),
+  expected_pending_incoming: bigint(),
+  expected_pending_outgoing: bigint(),
+  entries: number(),
+  fingerprint: bigint(),
+});
 
 const int8Text = /^-?\d{1,19}$/;
 const wholeNumberText = /^-?\d{1,40}$/;
