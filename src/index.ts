@@ -69,5 +69,8 @@ export {
 } from './workflows/exchange/providers.js';
 export type { CardProcessor, CardAuthorization, CardCapture, CardVoid } from './workflows/card-processor.js';
 
+export { createConsoleHandler, type ConsoleOptions, type ConsoleHandler, type MetricsSource } from './console/handler.js';
+export { startConsole, type StartConsoleOptions, type RunningConsole } from './console/server.js';
+
 export { LedgerboxError, InvalidInputError, IdempotencyConflictError, isLedgerboxError, errorCodes, type ErrorCode } from './errors.js';
 export { limits } from './limits.js';

@@ -12,6 +12,7 @@ import { registerDbCommand } from './db.js';
 import { registerJobsCommands } from './jobs.js';
 import { registerStatementCommands } from './statements.js';
 import { registerWorkflowCommands } from './workflows.js';
+import { registerConsoleCommand } from './console.js';
 import { exchangeSettled } from '../workflows/exchange/exchange.js';
 
 /** Runs the `ledgerbox` command line; resolves to the process exit code. */
@@ -68,6 +69,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerStatementCommands(program, setExitCode);
   registerReconcileCommand(program, setExitCode);
   registerDbCommand(program, setExitCode);
+  registerConsoleCommand(program, setExitCode);
 
   try {
     await program.parseAsync([...argv]);
