@@ -67,8 +67,10 @@ export function equalSecrets(candidate: string, secret: string): boolean {
  * (another port or subdomain counts as another site here: the console trusts only itself).
  */
 export function isCrossSite(request: IncomingMessage): boolean {
+  // every current browser sends Sec-Fetch-Site, and it cannot be set by a page's script; it is
+  // the better witness: a page under a strict referrer policy sends `Origin: null` even to itself
   const fetchSite = request.headers['sec-fetch-site'];
-  if (fetchSite !== undefined && fetchSite !== 'same-origin' && fetchSite !== 'none') return true;
+  if (fetchSite !== undefined) return fetchSite !== 'same-origin' && fetchSite !== 'none';
   const origin = request.headers.origin;
   if (origin === undefined) return false;
   if (origin === 'null') return true;

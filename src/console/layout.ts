@@ -39,7 +39,8 @@ const style = `
   body { font: 15px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0; }
   header { padding: .6rem 1rem; border-bottom: 1px solid var(--line); display: flex; flex-wrap: wrap; gap: .3rem 1rem; align-items: baseline; }
   header strong { margin-right: .5rem; }
-  nav a { margin-right: .8rem; white-space: nowrap; }
+  nav { display: flex; flex-wrap: wrap; gap: .2rem .8rem; }
+  nav a { white-space: nowrap; }
   nav a[aria-current=page] { font-weight: 600; text-decoration: none; }
   main { padding: 1rem; max-width: 1200px; }
   h1 { font-size: 1.35rem; margin: .2rem 0 1rem; }
@@ -62,6 +63,16 @@ const style = `
   form.action input[name=reason] { min-width: 14rem; flex: 1; padding: .25rem; }
   .pager { margin-top: .8rem; }
   svg.trend { width: 100%; max-width: 640px; height: auto; }
+  details summary { cursor: pointer; }
+  /* a phone: each row becomes a small card of label: value lines, so nothing needs a sideways scroll */
+  @media (max-width: 640px) {
+    table.rows, table.rows tbody, table.rows tr, table.rows td { display: block; width: 100%; }
+    table.rows thead { display: none; }
+    table.rows tr { border-bottom: 1px solid var(--line); padding: .3rem 0; }
+    table.rows td { border: 0; padding: .1rem .2rem; text-align: left; }
+    table.rows td[data-label]:not([data-label=""])::before { content: attr(data-label) ": "; color: var(--muted); }
+    main { padding: .6rem; }
+  }
 `;
 
 export function layout(context: PageContext, page: Page, flash?: { text: string; error: boolean }): Html {
@@ -81,8 +92,8 @@ export function table(head: readonly string[], rows: readonly (readonly HtmlValu
   if (rows.length === 0) return html`<p class="muted">${options.empty ?? 'Nothing here.'}</p>`;
   const numeric = new Set(options.numeric ?? []);
   const cls = (index: number) => (numeric.has(index) ? new Html(' class="num"') : '');
-  return html`<div class="scroll"><table><thead><tr>${head.map((name, index) => html`<th${cls(index)}>${name}</th>`)}</tr></thead>
-<tbody>${rows.map((row) => html`<tr>${row.map((value, index) => html`<td${cls(index)}>${value}</td>`)}</tr>`)}</tbody></table></div>`;
+  return html`<div class="scroll"><table class="rows"><thead><tr>${head.map((name, index) => html`<th${cls(index)}>${name}</th>`)}</tr></thead>
+<tbody>${rows.map((row) => html`<tr>${row.map((value, index) => html`<td${cls(index)} data-label="${head[index] ?? ''}">${value}</td>`)}</tr>`)}</tbody></table></div>`;
 }
 
 export function link(context: PageContext, href: string, text: HtmlValue): Html {
@@ -114,4 +125,13 @@ export function actionForm(context: PageContext, action: string, label: string, 
 ${Object.entries(fields).map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">`)}
 <input name="reason" required minlength="3" maxlength="500" placeholder="reason (kept in the audit log)" aria-label="reason for ${label}">
 <button type="submit">${label}</button></form>`;
+}
+
+/** A long text (an error with its stack): its first line, the rest behind a disclosure that needs no script. */
+export function longText(text: string | null): Html {
+  if (text === null || text === '') return html``;
+  const newline = text.indexOf('\n');
+  if (newline < 0 && text.length <= 200) return html`<pre>${text}</pre>`;
+  const first = newline < 0 ? `${text.slice(0, 200)}…` : text.slice(0, newline);
+  return html`<details><summary>${first}</summary><pre>${text}</pre></details>`;
 }

@@ -1,5 +1,5 @@
 import { html } from '../html.js';
-import { actionForm, badge, link, table, type Page, type PageContext } from '../layout.js';
+import { actionForm, badge, link, longText, table, type Page, type PageContext } from '../layout.js';
 import { formatAge, formatAmount, formatTime } from '../format.js';
 import { selectFailedJobs, selectMoneyInLimbo, selectStuckWorkflows } from '../../operations/operations-queries.js';
 
@@ -23,7 +23,7 @@ ${table(
     `${row.attempts}/${row.max_attempts}`,
     row.workflow_id === null ? '' : html`${link(context, `/workflows/${row.workflow_id}`, row.workflow_id.slice(0, 8))} ${row.step ?? ''} ${row.workflow_status === null ? '' : badge(row.workflow_status)}`,
     row.amount === null ? '' : `${money(row.amount, row.currency)} ${row.source_account ?? ''} → ${row.target_account ?? ''}`,
-    html`<pre>${row.last_error ?? ''}</pre>`,
+    longText(row.last_error),
     formatTime(row.failed_at),
     row.state === 'failed' ? actionForm(context, 'retry-job', 'Retry', { job_id: row.job_id }) : '',
   ]),
@@ -49,7 +49,7 @@ ${table(
     formatAge(row.stuck_for_ms),
     row.reason,
     row.amount === null ? '' : formatAmount(row.amount, row.currency, context.exponents),
-    html`<pre>${row.last_error ?? ''}</pre>`,
+    longText(row.last_error),
   ]),
   { empty: 'Nothing is stuck.' },
 )}`;

@@ -1,5 +1,5 @@
 import { html } from '../html.js';
-import { actionForm, badge, link, pager, table, type Page, type PageContext } from '../layout.js';
+import { actionForm, badge, link, longText, pager, table, type Page, type PageContext } from '../layout.js';
 import { formatAmount, formatTime } from '../format.js';
 import { selectWorkflow, selectWorkflowTransfers, selectWorkflows } from '../console-queries.js';
 import { selectTimeline } from '../../operations/operations-queries.js';
@@ -78,7 +78,7 @@ ${table(
 <h2>Timeline</h2>
 ${table(
   ['at', 'event', 'step', 'outcome', 'detail'],
-  events.map((event) => [formatTime(event.at), event.event, event.step ?? '', event.outcome === null ? '' : badge(event.outcome), html`<pre>${event.detail}</pre>`]),
+  events.map((event) => [formatTime(event.at), event.event, event.step ?? '', event.outcome === null ? '' : badge(event.outcome), longText(event.detail)]),
 )}
 <h2>Subject</h2><pre>${workflow.subject}</pre>`;
   return { title: `Workflow ${workflow.kind} ${workflow.key}`, body };
