@@ -140,13 +140,13 @@ export type FindingRow = Infer<typeof FindingRow>;
 /** A run's findings, criticals first then by id, `limit` after finding `after`. */
 export function selectFindings(db: Session, runId: string, page: { after?: string | undefined; limit: number; kind?: string | undefined }): Promise<FindingRow[]> {
   return read(db, sql`
-    select id::text as id, severity, kind, subject, account, currency, expected::text as expected, actual::text as actual,
-      difference::text as difference, detail
-    from ledgerbox.reconciliation_findings
-    where run_id = ${runId}::bigint
-      and ${page.after === undefined ? sql`true` : sql`id > ${page.after}::bigint`}
-      and ${page.kind === undefined ? sql`true` : sql`kind = ${page.kind}`}
-    order by id limit ${page.limit}`, FindingRow, 'reconciliation finding');
+    select f.id::text as id, f.severity, f.kind, f.subject, f.account, f.currency, f.expected::text as expected, f.actual::text as actual,
+      f.difference::text as difference, f.detail
+    from ledgerbox.reconciliation_findings f
+    where f.run_id = ${runId}::bigint
+      and ${page.after === undefined ? sql`true` : sql`f.id > ${page.after}::bigint`}
+      and ${page.kind === undefined ? sql`true` : sql`f.kind = ${page.kind}`}
+    order by f.id limit ${page.limit}`, FindingRow, 'reconciliation finding');
 }
 
 export const FindingGroupRow = object({ kind: string(), severity: string(), findings: number() });
@@ -169,16 +169,20 @@ export const WorkflowListRow = object({
 });
 export type WorkflowListRow = Infer<typeof WorkflowListRow>;
 
-/** Workflows by last change, newest first; `before` is the last row's `updated_at_key|id`. */
+/**
+ * Workflows by last change, newest first; `before` is the last row's (updated_at, id). The index
+ * (status, updated_at, id) of migration 0015 answers a page of any one status at once.
+ * Columns are qualified: ORDER BY a bare `updated_at` would sort by the text alias, not the index.
+ */
 export function selectWorkflows(db: Session, page: { status?: string | undefined; kind?: string | undefined; before?: { at: string; id: string } | undefined; limit: number }): Promise<WorkflowListRow[]> {
   const before = page.before;
   return read(db, sql`
-    select id::text as id, kind, key, status, current_step, failure_reason, ${iso('updated_at')} as updated_at, ${iso('updated_at')} as updated_at_key
-    from ledgerbox.workflows
-    where ${page.status === undefined ? sql`true` : sql`status = ${page.status}`}
-      and ${page.kind === undefined ? sql`true` : sql`kind = ${page.kind}`}
-      and ${before === undefined ? sql`true` : sql`updated_at <= ${before.at}::timestamptz and (updated_at < ${before.at}::timestamptz or id < ${before.id}::uuid)`}
-    order by updated_at desc, id desc limit ${page.limit}`, WorkflowListRow, 'workflow');
+    select w.id::text as id, w.kind, w.key, w.status, w.current_step, w.failure_reason, ${iso('w.updated_at')} as updated_at, ${iso('w.updated_at')} as updated_at_key
+    from ledgerbox.workflows w
+    where ${page.status === undefined ? sql`true` : sql`w.status = ${page.status}`}
+      and ${page.kind === undefined ? sql`true` : sql`w.kind = ${page.kind}`}
+      and ${before === undefined ? sql`true` : sql`w.updated_at <= ${before.at}::timestamptz and (w.updated_at < ${before.at}::timestamptz or w.id < ${before.id}::uuid)`}
+    order by w.updated_at desc, w.id desc limit ${page.limit}`, WorkflowListRow, 'workflow');
 }
 
 export const WorkflowRow = object({
@@ -281,8 +285,8 @@ export type OperatorActionRow = Infer<typeof OperatorActionRow>;
 
 export function selectOperatorActions(db: Session, limit: number): Promise<OperatorActionRow[]> {
   return read(db, sql`
-    select id::text as id, action, target, reason, performed_by, ${iso('performed_at')} as performed_at
-    from ledgerbox.operator_actions order by id desc limit ${limit}`, OperatorActionRow, 'operator action');
+    select o.id::text as id, o.action, o.target, o.reason, o.performed_by, ${iso('o.performed_at')} as performed_at
+    from ledgerbox.operator_actions o order by o.id desc limit ${limit}`, OperatorActionRow, 'operator action');
 }
 
 export const CurrencyRow = object({ code: string(), exponent: number() });
