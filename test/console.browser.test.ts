@@ -167,7 +167,7 @@ test('each page loads and shows the rows the database holds', async () => {
 
   // the same two at a phone's width, where nothing may need a sideways scroll
   const phone = await signedIn({ width: 390, height: 844 });
-  const pageWidth = () => phone.page.evaluate(() => document.documentElement.scrollWidth);
+  const pageWidth = () => phone.page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth);
   assert.equal(await pageWidth(), 390, 'the overview fits a phone');
   await phone.page.screenshot({ path: `${screenshots}/overview-phone.png`, fullPage: true });
   await phone.page.goto(`${consoleServer.url}/workflows/${workflow.id}`);
