@@ -184,6 +184,22 @@ test('what the database holds is escaped: a key with markup shows as text', asyn
   assert.equal(sneaky.status, 200);
 });
 
+test('pages of workflows follow each other: every row once, in the order of the last change', async () => {
+  for (let index = 0; index < 75; index++) await startWorkflow(db.pool, napper, { key: `paged-${index}`, input: { note: 'x' } });
+  const { url } = await serve();
+  const shown: string[] = [];
+  let next: string | undefined = `${url}/workflows?kind=napper`;
+  for (let pages = 0; next !== undefined && pages < 10; pages++) {
+    const page = await (await fetch(next, { headers: auth })).text();
+    shown.push(...[...page.matchAll(/href="\/workflows\/([0-9a-f-]{36})"/g)].map((match) => match[1] ?? ''));
+    const older = /rel="next" href="([^"]+)"/.exec(page)?.[1];
+    next = older === undefined ? undefined : `${url}${older.replaceAll('&amp;', '&')}`;
+  }
+  const { rows } = await db.pool.query(`select id::text as id from ledgerbox.workflows where kind = 'napper' order by updated_at desc, id desc`);
+  assert.ok(rows.length >= 75);
+  assert.deepEqual(shown, rows.map((row) => row.id));
+});
+
 test('mounted under a path: links and forms carry it, whether the host strips the mount or not', async () => {
   const handler = createConsoleHandler({ db: db.pool, token, basePath: '/ops/ledgerbox', actions: true });
   const server = createServer((request, response) => {
