@@ -5,6 +5,7 @@ import { InvalidInputError, LedgerboxError, describeValue } from '../errors.js';
 import { limits } from '../limits.js';
 import { tryAddJobs, type JobSpec } from './outbox-queries.js';
 import { JobDefaults, checkPayload, isTaskDefinition, type TaskDefinition } from './tasks.js';
+import { withSpan, withTraceparent } from '../tracing/tracer.js';
 
 export interface EnqueueOptions {
   /** Deduplicates: a pending job with the same key is replaced (see graphile-worker's job keys). */
@@ -73,6 +74,16 @@ async function addChecked(
   jobs: readonly { task: TaskDefinition<any>; payload: unknown; options?: EnqueueOptions }[],
   prefix: (index: number) => string,
 ): Promise<EnqueuedJob[]> {
+  // the jobs are made inside the span, so they carry it as their parent
+  const tasks = [...new Set(jobs.map((job) => (isTaskDefinition(job.task) ? job.task.name : '?')))].join(',');
+  return withSpan('ledgerbox.enqueue', { 'ledgerbox.task': tasks, 'ledgerbox.job.count': jobs.length }, () => addCheckedInSpan(db, jobs, prefix), 'producer');
+}
+
+async function addCheckedInSpan(
+  db: DatabaseHandle,
+  jobs: readonly { task: TaskDefinition<any>; payload: unknown; options?: EnqueueOptions }[],
+  prefix: (index: number) => string,
+): Promise<EnqueuedJob[]> {
   const specs = checkJobs(jobs, prefix);
   const jobKeyModes = new Set(jobs.map((job) => job.options?.jobKeyMode ?? 'replace'));
   if (jobKeyModes.size > 1) {
@@ -116,8 +127,10 @@ export function checkJobs(
 
 /**
  * The row add_jobs takes for a job whose options and payload are already checked: per-call
- * options over the task's defaults. Shared by enqueue, enqueueMany and fanOut.
- * @internal
+ * options over the task's defaults, and the payload with the active span's traceparent (the
+ * job's span continues that trace; the worker takes it out before the task's contract checks
+ * the payload). Shared by enqueue, enqueueMany, fanOut and every call that adds jobs with its
+ * own writes. @internal
  */
 export function toJobSpec(
   task: TaskDefinition<unknown>,
@@ -126,7 +139,7 @@ export function toJobSpec(
 ): JobSpec {
   return {
     task: task.name,
-    payload,
+    payload: withTraceparent(payload),
     queue: options.queue ?? task.defaults.queue ?? null,
     runAt: options.runAt ?? null,
     maxAttempts: options.maxAttempts ?? task.defaults.maxAttempts ?? null,

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import { completeJobInTransaction } from '../workflows/workflow-queries.js';
 import { checkPayload, type TaskDefinition } from '../outbox/tasks.js';
 import { JobTakenOver } from '../workflows/run-step.js';
+import { declaresTraceparent, takeTraceparent, withRemoteParent, withSpan } from '../tracing/tracer.js';
 
 export interface TaskContext {
   logger: Logger;
@@ -33,6 +34,8 @@ export type HostTask<Payload> =
 /**
  * Wraps a handler so every job is checked against its task's contract before it runs, and logs
  * through a pino child bound to task, job id, attempt and (when the payload has one) workflow id.
+ * Each job runs in a span `ledgerbox.job <task>`, the child of the span that enqueued it (the
+ * payload's traceparent, taken out before a contract that does not declare it checks it).
  * @internal
  */
 export function contractChecked<Payload>(
@@ -41,7 +44,8 @@ export function contractChecked<Payload>(
   onLastFailure?: (failure: LastFailure) => Promise<void>,
   pool?: pg.Pool,
 ): Task {
-  return async (rawPayload, helpers) => {
+  const contractDeclaresTraceparent = declaresTraceparent(definition.task.payload);
+  const run = async (rawPayload: unknown, helpers: JobHelpers): Promise<void> => {
     const job = helpers.job;
     const workflowId = (rawPayload as { workflowId?: unknown } | null)?.workflowId;
     const jobLogger = logger.child({
@@ -82,6 +86,12 @@ export function contractChecked<Payload>(
       }
       throw error;
     }
+  };
+  return (jobPayload, helpers) => {
+    const { payload, traceparent } = takeTraceparent(jobPayload, contractDeclaresTraceparent);
+    const workflowId = (payload as { workflowId?: unknown } | null)?.workflowId;
+    const attributes = { 'ledgerbox.task': definition.task.name, 'ledgerbox.job.id': helpers.job.id, 'ledgerbox.job.attempt': helpers.job.attempts, 'ledgerbox.workflow.id': typeof workflowId === 'string' ? workflowId : undefined };
+    return withRemoteParent(traceparent, () => withSpan(`ledgerbox.job ${definition.task.name}`, attributes, () => run(payload, helpers), 'consumer'));
   };
 }
 

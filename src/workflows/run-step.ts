@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import { compensationStep, type StepDefinition, type StepOutcome, type WorkflowDefinition, type WorkflowRegistry } from './definition.js';
 import { jobSpecsJson } from '../outbox/outbox-queries.js';
 import { enqueueStep, stepJobSpec } from './step-job.js';
+import { activeSpan, recordActiveSpanError, withSpan } from '../tracing/tracer.js';
 import {
   finishStep,
   insertAlert,
@@ -71,8 +72,18 @@ export class JobTakenOver extends Error {
  *    retry with backoff, or, on the last attempt, fails the workflow, enqueues compensation
  *    and raises a critical alert.
  * The job itself succeeds in every handled case: retries are ledgerbox's, not graphile-worker's.
+ * It runs in a span `ledgerbox.step <kind>.<step>`; a failed attempt is recorded on it.
  */
 export async function runStep<Providers>(
+  environment: StepEnvironment<Providers>,
+  payload: { workflowId: string; step: string },
+  job: StepJob,
+): Promise<void> {
+  const attributes = { 'ledgerbox.workflow.id': payload.workflowId, 'ledgerbox.workflow.step': payload.step, 'ledgerbox.job.id': job.id };
+  return withSpan(`ledgerbox.step ${payload.step}`, attributes, () => runStepInSpan(environment, payload, job));
+}
+
+async function runStepInSpan<Providers>(
   environment: StepEnvironment<Providers>,
   payload: { workflowId: string; step: string },
   job: StepJob,
@@ -80,11 +91,12 @@ export async function runStep<Providers>(
   const startedAt = new Date();
   const read = autocommitSession(environment.db);
   // the workflow, its results and this step's recorded call, in one round trip
-  const context = await selectStepContext(read, payload.workflowId, externalKey(payload.workflowId, payload.step));
+  const context = await selectStepContext(read, payload.workflowId, externalKey(payload.workflowId, payload.step), payload.step);
   if (context === undefined) {
     throw new LedgerboxError('workflow_not_found', `No workflow ${payload.workflowId}`, { details: payload });
   }
   const { workflow } = context;
+  nameStepSpan(workflow, payload.step, context.attempt);
   const definition = environment.workflows.get(workflow.kind)?.get(workflow.version);
   if (definition === undefined) {
     // a late or duplicate job of a step no longer due is nothing to hold back: it has no work
@@ -165,6 +177,7 @@ export async function runStep<Providers>(
       throw error;
     }
     logger.warn({ err: error }, 'step attempt failed');
+    recordActiveSpanError(error);
     await recordFailure(environment, definition, step, workflow, payload, job, error, startedAt);
   }
 }
@@ -288,7 +301,9 @@ async function externalAnswer<Providers>(
   if (recorded !== undefined) return recorded;
   const idempotencyKey = externalKey(workflow.id, stepName);
   const read = autocommitSession(environment.db);
-  const response = await step.external.call({
+  const external = step.external;
+  const attributes = { 'ledgerbox.workflow.id': workflow.id, 'ledgerbox.workflow.step': stepName, 'ledgerbox.provider': external.provider };
+  const response = await withSpan(`ledgerbox.external_call ${stepName}`, attributes, () => external.call({
     db: read,
     handle: environment.db,
     workflow,
@@ -297,9 +312,17 @@ async function externalAnswer<Providers>(
     timeout_ms: environment.providerTimeout_ms,
     providers: environment.providers,
     logger,
-  });
+  }), 'client');
   // if another delivery recorded an answer first, that one is the answer
-  return recordProviderCall(read, { idempotencyKey, workflowId: workflow.id, step: stepName, provider: step.external.provider, response });
+  return recordProviderCall(read, { idempotencyKey, workflowId: workflow.id, step: stepName, provider: external.provider, response });
+}
+
+/** The step's span, once its workflow is read: named by kind and step, with its attempt (the step's failures since the last resume, plus one). */
+function nameStepSpan(workflow: WorkflowRow, step: string, attempt: number): void {
+  const span = activeSpan();
+  span.updateName(`ledgerbox.step ${workflow.kind}.${step}`);
+  span.setAttribute('ledgerbox.workflow.kind', workflow.kind);
+  span.setAttribute('ledgerbox.step.attempt', attempt);
 }
 
 async function recordAttempt(

@@ -9,6 +9,7 @@ import { jobSpecsJson } from '../outbox/outbox-queries.js';
 import { IdentifiersOnly } from '../outbox/tasks.js';
 import { checkInput, compiledWorkflow, SignalName, type Workflow, type WorkflowJob } from './define.js';
 import { insertSignal, selectWorkflowWithResults, startWorkflowRow, type WorkflowRow } from './workflow-queries.js';
+import { currentTraceparent, withSpan } from '../tracing/tracer.js';
 
 export interface StartedWorkflow {
   workflowId: string;
@@ -31,8 +32,25 @@ const StartOptions = object({
  * different request under that key is an IdempotencyConflictError. `jobs` are added only when
  * the workflow is first started. With `oneAtATimePerSubject`, `subject` is required and a
  * workflow whose subject has one running is `queued` and starts when that one ends.
+ * Traced as a span `ledgerbox.startWorkflow`, the parent of the first step's job (and of `jobs`).
  */
 export async function startWorkflow<Input>(
+  db: DatabaseHandle,
+  workflow: Workflow<Input>,
+  options: { key: string; input: Input; subject?: string; jobs?: readonly WorkflowJob[] },
+): Promise<StartedWorkflow> {
+  const named = (value: unknown) => (typeof value === 'string' ? value : undefined);
+  const attributes = { 'ledgerbox.workflow.kind': named((workflow as { kind?: unknown } | null)?.kind), 'ledgerbox.workflow.key': named((options as { key?: unknown } | null)?.key) };
+  return withSpan('ledgerbox.startWorkflow', attributes, async (span) => {
+    const started = await startChecked(db, workflow, options);
+    span.setAttribute('ledgerbox.workflow.id', started.workflowId);
+    span.setAttribute('ledgerbox.workflow.status', started.status);
+    span.setAttribute('ledgerbox.workflow.replayed', started.replayed);
+    return started;
+  }, 'producer');
+}
+
+async function startChecked<Input>(
   db: DatabaseHandle,
   workflow: Workflow<Input>,
   options: { key: string; input: Input; subject?: string; jobs?: readonly WorkflowJob[] },
@@ -69,6 +87,8 @@ export async function startInSession<Input>(
     subjectKey: start.subject,
     firstStep: start.firstStep,
     jobs: start.jobs,
+    // the first step's job continues the trace of the span active now (startWorkflow's)
+    traceparent: currentTraceparent() ?? null,
   });
   if (row.replayed) {
     // a retried request after a deploy of a newer version is the same request: not compared

@@ -1,11 +1,15 @@
-import { object, string } from 'superstruct';
+import { object, optional, string } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { Uuid } from '../contracts.js';
 import { addJobs, jobSpecsJson, type JobSpec } from '../outbox/outbox-queries.js';
 import { defineTask } from '../outbox/tasks.js';
+import { Traceparent, currentTraceparent } from '../tracing/tracer.js';
 
-/** The one task every workflow step runs as: its payload names the workflow and the step, nothing else. */
-export const stepTask = defineTask('ledgerbox:step', object({ workflowId: Uuid, step: string() }), {
+/**
+ * The one task every workflow step runs as: its payload names the workflow and the step, and
+ * (when the code that enqueued it was traced) the W3C traceparent of the span it continues.
+ */
+export const stepTask = defineTask('ledgerbox:step', object({ workflowId: Uuid, step: string(), traceparent: optional(Traceparent) }), {
   // graphile-worker's own retries only cover crashes and lost connections: a step's failures
   // are counted, backed off and given up on by ledgerbox (see run-step.ts)
   maxAttempts: 25,
@@ -21,11 +25,12 @@ export async function enqueueStep(db: Session, workflowId: string, step: string,
   await addJobs(db, [stepJobSpec(workflowId, step, runAt)], 'replace');
 }
 
-/** The job enqueueStep adds. @internal */
+/** The job enqueueStep adds; it continues the active span's trace (the step's that enqueues it). @internal */
 export function stepJobSpec(workflowId: string, step: string, runAt: Date | null = null): JobSpec {
+  const traceparent = currentTraceparent();
   return {
     task: stepTask.name,
-    payload: { workflowId, step },
+    payload: traceparent === undefined ? { workflowId, step } : { workflowId, step, traceparent },
     queue: null,
     runAt,
     maxAttempts: stepTask.defaults.maxAttempts ?? null,

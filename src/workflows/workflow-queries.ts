@@ -152,30 +152,37 @@ export const AlertRow = object({
   created_at: TimestampText,
 });
 
-const StepContextRow = object({ version: string(), results: record(string(), unknown()), recorded: unknown() });
+const StepContextRow = object({ version: string(), results: record(string(), unknown()), recorded: unknown(), attempt: integer() });
 
 /**
  * What a step needs before it starts, in one round trip: the workflow, the results recorded so
- * far, and the recorded answer of the call made under `idempotencyKey` (undefined when none).
+ * far, the recorded answer of the call made under `idempotencyKey` (undefined when none), and
+ * which attempt of `step` this is (its failures since the last resume, plus one, as
+ * insertStepAttempt counts them: for its span).
  */
 export async function selectStepContext(
   db: Session,
   workflowId: string,
   idempotencyKey: string,
-): Promise<{ workflow: WorkflowRow; version: string; results: Map<string, unknown>; recorded: unknown } | undefined> {
+  step: string,
+): Promise<{ workflow: WorkflowRow; version: string; results: Map<string, unknown>; recorded: unknown; attempt: number } | undefined> {
   const [row] = await db.query(sql`
     select ${workflowColumns}, w.xmin::text as row_version,
       (select coalesce(jsonb_object_agg(r.step, r.result), '{}') from ledgerbox.step_results r where r.workflow_id = w.id) as step_results,
-      (select jsonb_build_array(c.response) from ledgerbox.provider_calls c where c.idempotency_key = ${idempotencyKey}) as recorded_call
+      (select jsonb_build_array(c.response) from ledgerbox.provider_calls c where c.idempotency_key = ${idempotencyKey}) as recorded_call,
+      1 + (select count(*)::int from ledgerbox.step_attempts a
+        where a.workflow_id = w.id and a.step = ${step} and a.outcome = 'failed'
+          and a.finished_at > coalesce(w.resumed_at, '-infinity')) as step_attempt
     from ledgerbox.workflows w where w.id = ${workflowId}::uuid`);
   if (row === undefined) return undefined;
-  const { row_version: version, step_results: results, recorded_call: recorded, ...workflow } = row as Record<string, unknown>;
-  const context = readRow(StepContextRow, { version, results, recorded }, 'step context');
+  const { row_version: version, step_results: results, recorded_call: recorded, step_attempt: attempt, ...workflow } = row as Record<string, unknown>;
+  const context = readRow(StepContextRow, { version, results, recorded, attempt }, 'step context');
   return {
     workflow: readRow(WorkflowRow, workflow, 'workflow'),
     version: context.version,
     results: new Map(Object.entries(context.results)),
     recorded: Array.isArray(context.recorded) ? context.recorded[0] : undefined,
+    attempt: context.attempt,
   };
 }
 
@@ -268,18 +275,18 @@ const StartedRow = object({
 export type StartedRow = Infer<typeof StartedRow>;
 
 /**
- * Starts a workflow in one statement (ledgerbox.start_workflow, migration 0009): inserted and its
- * first step enqueued, or queued behind its subject's active workflow, or the row already under
- * this key (replayed) for the caller to compare.
+ * Starts a workflow in one statement (ledgerbox.start_workflow, migrations 0009 and 0014): inserted
+ * and its first step enqueued (its payload carrying `traceparent`, when given), or queued behind
+ * its subject's active workflow, or the row already under this key (replayed) for the caller to compare.
  */
 export async function startWorkflowRow(
   db: Session,
-  start: { kind: string; version: number; key: string; subject: Record<string, unknown>; subjectKey: string | null; firstStep: string; jobs: string | null },
+  start: { kind: string; version: number; key: string; subject: Record<string, unknown>; subjectKey: string | null; firstStep: string; jobs: string | null; traceparent: string | null },
 ): Promise<StartedRow> {
   const [row] = await db.query(sql`
     select workflow_id::text as workflow_id, status, replayed, existing_kind, existing_version, existing_subject, existing_subject_key
     from ledgerbox.start_workflow(${start.kind}, ${start.version}::int, ${start.key}, ${JSON.stringify(start.subject)}::jsonb,
-      ${start.subjectKey}, ${start.firstStep}, ${start.jobs}::json)`);
+      ${start.subjectKey}, ${start.firstStep}, ${start.jobs}::json, ${start.traceparent}::text)`);
   return readRow(StartedRow, row, 'started workflow');
 }
 
