@@ -190,9 +190,9 @@ test('pages of workflows follow each other: every row once, in the order of the 
   const shown: string[] = [];
   let next: string | undefined = `${url}/workflows?kind=napper`;
   for (let pages = 0; next !== undefined && pages < 10; pages++) {
-    const page = await (await fetch(next, { headers: auth })).text();
+    const page: string = await (await fetch(next, { headers: auth })).text();
     shown.push(...[...page.matchAll(/href="\/workflows\/([0-9a-f-]{36})"/g)].map((match) => match[1] ?? ''));
-    const older = /rel="next" href="([^"]+)"/.exec(page)?.[1];
+    const older: string | undefined = /rel="next" href="([^"]+)"/.exec(page)?.[1];
     next = older === undefined ? undefined : `${url}${older.replaceAll('&amp;', '&')}`;
   }
   const { rows } = await db.pool.query(`select id::text as id from ledgerbox.workflows where kind = 'napper' order by updated_at desc, id desc`);
