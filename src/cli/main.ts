@@ -13,6 +13,7 @@ import { registerJobsCommands } from './jobs.js';
 import { registerStatementCommands } from './statements.js';
 import { registerWorkflowCommands } from './workflows.js';
 import { registerConsoleCommand } from './console.js';
+import { registerSqlCommand } from './sql.js';
 import { exchangeSettled } from '../workflows/exchange/exchange.js';
 
 /** Runs the `ledgerbox` command line; resolves to the process exit code. */
@@ -70,6 +71,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   registerReconcileCommand(program, setExitCode);
   registerDbCommand(program, setExitCode);
   registerConsoleCommand(program, setExitCode);
+  registerSqlCommand(program, setExitCode);
 
   try {
     await program.parseAsync([...argv]);
