@@ -7,6 +7,9 @@ import { object, string } from 'superstruct';
 import { createAccount, defineTask, getBalance, migrate, postTransfer } from 'ledgerbox';
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+// a connection that fails (the server restarted) is logged instead of crashing the process
+pool.on('error', (error) => console.error('database connection lost', error));
+pool.on('connect', (client) => client.on('error', (error) => console.error('database connection lost', error)));
 await migrate({ pgPool: pool }); // on boot; safe when every replica does it at once
 
 // Once per task: its name and the contract of its payload (identifiers only).
@@ -37,4 +40,4 @@ try {
 
 const balance = await getBalance(pool, 'customer:42');
 console.log(`customer:42 has ${toDecimal(balance.available)} ${balance.currency} available`);
-await pool.end();
+await pool.end(); // without it the process waits for the idle connections to time out
