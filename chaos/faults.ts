@@ -70,7 +70,7 @@ export interface FaultTargets {
   workerSettled(index: number): boolean;
   /**
    * Kill a worker, or restart PostgreSQL, only once the workers concerned have had time to
-   * heartbeat (see the README: a worker that dies before its first heartbeat strands its jobs).
+   * heartbeat (see docs/testing.md: a worker that dies before its first heartbeat strands its jobs).
    */
   startupClearance: boolean;
 }

@@ -70,7 +70,7 @@ export function parseOptions(argv: readonly string[]): ChaosOptions {
     .option('--worker-conn-kills-per-min <n>', 'worker connections terminated (pg_terminate_backend) per minute', perMinute, 30)
     .option('--commit-loss-rate <f>', "share of the clients' COMMITs whose answer is lost on the way back (the transaction commits)", share, 0.03)
     .option('--no-pg-restart', 'do not restart the embedded PostgreSQL during the run')
-    .option('--no-startup-clearance', 'kill workers and restart PostgreSQL even while a worker is starting (by default they wait until it has had time to heartbeat; see the README)')
+    .option('--no-startup-clearance', 'kill workers and restart PostgreSQL even while a worker is starting (by default they wait until it has had time to heartbeat; see docs/testing.md)')
     .option('--drain-timeout <seconds>', 'how long the system may take to settle after the workload', whole(1, 24 * 3600), 120)
     .option('--json <file>', 'write a JSON summary of the run to this file')
     .addOption(new Option('--plant <violation>', 'plant a violation after the drain, to prove the verifier catches it (exit 1)').choices(plantable))

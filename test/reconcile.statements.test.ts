@@ -376,8 +376,8 @@ test('a statement with lines imports its balances and its lines exactly, each li
   assert.deepEqual(await counts(), { statements: before.statements + 1, balances: before.balances + 4, lines: before.lines + 3 });
 });
 
-test('the README’s statement examples import as documented', async () => {
-  const readme = await readFile('README.md', 'utf8');
+test('docs/reconciliation.md’s statement examples import as documented', async () => {
+  const readme = await readFile('docs/reconciliation.md', 'utf8');
   const examples = [...readme.matchAll(/```csv\n([\s\S]*?)```/g)].map((match) => match[1]!);
   assert.equal(examples.length, 2, 'the balances-only example and the one with lines');
   const [balancesOnly, withLines] = examples as [string, string];

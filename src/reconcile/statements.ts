@@ -25,7 +25,7 @@ export interface ImportStatementInput {
   /**
    * The file's text: a header row `account,currency,as_of,balance` (any order), then one row per
    * balance; or, with lines, `type,account,currency,as_of,balance,amount,reference,description`
-   * where `type` is `balance` or `line` (see README, "Statement CSV format").
+   * where `type` is `balance` or `line` (see docs/reconciliation.md, "Statement CSV format").
    */
   csv: string;
   /** Who says so, e.g. `bank:acme` or `stripe`: named in reconciliation's findings. */

@@ -130,7 +130,7 @@ export type WorkflowStep<Input> = DatabaseStep<Input> | ExternalStep<Input, any>
 export interface WorkflowDefinitionInput<Input> {
   /** Stable name, as in ledgerbox.workflows.kind: `card_capture`. */
   kind: string;
-  /** Bump it for a change that running workflows must not see (see README "Changing a deployed workflow"). */
+  /** Bump it for a change that running workflows must not see (see docs/workflows.md, "Changing a deployed workflow safely"). */
   version: number;
   /** The contract of the start input: identifiers only (account keys, ids), read from the database when steps run. */
   input: Struct<Input, any>;
