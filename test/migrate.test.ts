@@ -112,7 +112,7 @@ test('migrate without a target is database_not_configured', async () => {
 test('`ledgerbox migrate` with an unreachable database exits non-zero with a clear message', async () => {
   const run = await runCli(['migrate'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' });
   assert.notEqual(run.code, 0);
-  assert.match(run.stderr, /ledgerbox migrate failed/);
+  assert.match(run.stderr, /ledgerbox migrate: error/);
 });
 
 test('migrate on boot with a pool of one connection does not wait on itself', async () => {

@@ -197,7 +197,7 @@ test('a running job is refused (job_running), one that has not failed (job_not_r
   });
   const cliRunning = await cli('jobs', 'retry', running.id, '--reason', 'impatient');
   assert.equal(cliRunning.code, 1);
-  assert.match(cliRunning.stderr, new RegExp(`^ledgerbox jobs retry failed \\[job_running\\]: job ${running.id} is running`));
+  assert.match(cliRunning.stderr, new RegExp(`^ledgerbox jobs retry: error \\[job_running\\]: job ${running.id} is running`));
   const psqlRunning = await psql('sql/retry_job.sql', { id: running.id, reason: 'impatient' });
   assert.equal(psqlRunning.code, 3);
   assert.match(psqlRunning.stderr, new RegExp(`ERROR: {2}job ${running.id} is running \\(locked by .+\\): let it finish`));
@@ -212,7 +212,7 @@ test('a running job is refused (job_running), one that has not failed (job_not_r
   });
   const cliWaiting = await cli('jobs', 'retry', waiting.id, '--reason', 'why not');
   assert.equal(cliWaiting.code, 1);
-  assert.equal(cliWaiting.stderr, `ledgerbox jobs retry failed [job_not_retryable]: job ${waiting.id} has not failed: nothing to retry\n`);
+  assert.equal(cliWaiting.stderr, `ledgerbox jobs retry: error [job_not_retryable]: job ${waiting.id} has not failed: nothing to retry\n`);
   const psqlWaiting = await psql('sql/retry_job.sql', { id: waiting.id, reason: 'why not' });
   assert.equal(psqlWaiting.code, 3);
   assert.match(psqlWaiting.stderr, new RegExp(`ERROR: {2}job ${waiting.id} has not failed: nothing to retry`));
@@ -220,7 +220,7 @@ test('a running job is refused (job_running), one that has not failed (job_not_r
   await assert.rejects(retryJob(db.pool, { jobId: '999999', reason: 'x' }), { code: 'job_not_found', message: 'no failed job 999999' });
   const cliUnknown = await cli('jobs', 'retry', '999999', '--reason', 'x');
   assert.equal(cliUnknown.code, 1);
-  assert.equal(cliUnknown.stderr, 'ledgerbox jobs retry failed [job_not_found]: no failed job 999999\n');
+  assert.equal(cliUnknown.stderr, 'ledgerbox jobs retry: error [job_not_found]: no failed job 999999\n');
   const psqlUnknown = await psql('sql/retry_job.sql', { id: '999999', reason: 'x' });
   assert.equal(psqlUnknown.code, 3);
   assert.match(psqlUnknown.stderr, /ERROR: {2}no failed job 999999/);

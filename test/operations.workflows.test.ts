@@ -318,28 +318,28 @@ test('psql refuses the same, printing the documented ERROR and exiting 3', async
   assert.deepEqual(await auditOf(bo.exchangeId), [{ action: 'resume_workflow', performed_by: 'postgres', reason: 'FX provider back (INC-43)' }]);
 });
 
-test('the command refuses the same: exit 1 with `ledgerbox <command> failed [code]: message`, exit 2 for bad arguments', async () => {
+test('the command refuses the same: exit 1 with `ledgerbox <command>: error [code]: message`, exit 2 for bad arguments', async () => {
   const unknown = '00000000-0000-4000-8000-000000000000';
   const notResumable = await cli('workflow', 'resume', ana.exchangeId, '--reason', 'again');
   assert.equal(notResumable.code, 1);
   assert.equal(
     notResumable.stderr,
-    `ledgerbox workflow resume failed [workflow_not_resumable]: workflow ${ana.exchangeId} (exchange ex-ana) is completed: only a failed workflow not yet compensated, or one whose compensation failed, can be resumed\n`,
+    `ledgerbox workflow resume: error [workflow_not_resumable]: workflow ${ana.exchangeId} (exchange ex-ana) is completed: only a failed workflow not yet compensated, or one whose compensation failed, can be resumed\n`,
   );
   const notCancellable = await cli('workflow', 'cancel', ana.exchangeId, '--reason', 'too late');
   assert.equal(notCancellable.code, 1);
-  assert.match(notCancellable.stderr, /^ledgerbox workflow cancel failed \[workflow_not_cancellable\]: workflow .* is completed: only a running or failed workflow can be cancelled\n$/);
+  assert.match(notCancellable.stderr, /^ledgerbox workflow cancel: error \[workflow_not_cancellable\]: workflow .* is completed: only a running or failed workflow can be cancelled\n$/);
   for (const args of [['workflow', 'resume', unknown, '--reason', 'x'], ['workflow', 'cancel', unknown, '--reason', 'x'], ['workflow', 'show', unknown]]) {
     const result = await cli(...args);
     assert.equal(result.code, 1, args.join(' '));
-    assert.match(result.stderr, /failed \[workflow_not_found\]: no workflow 00000000-0000-4000-8000-000000000000\n$/i);
+    assert.match(result.stderr, /: error \[workflow_not_found\]: no workflow 00000000-0000-4000-8000-000000000000\n$/i);
   }
   // by the key it was started with, too; an unknown key is not found
   const byKey = assertOk(await cli('workflow', 'show', 'ex-bo'), 'workflow show by key');
   assert.match(byKey, new RegExp(`^workflow ${bo.exchangeId}: exchange version 1, key ex-bo, `));
   const noKey = await cli('workflow', 'show', 'ex-nobody');
   assert.equal(noKey.code, 1);
-  assert.match(noKey.stderr, /failed \[workflow_not_found\]: no workflow with key "ex-nobody"\n$/i);
+  assert.match(noKey.stderr, /: error \[workflow_not_found\]: no workflow with key "ex-nobody"\n$/i);
   for (const args of [
     ['workflow', 'resume', bo.exchangeId], // no --reason
     ['workflow', 'resume', bo.exchangeId, '--reason', '  '],

@@ -631,7 +631,7 @@ test('`ledgerbox import-statement` exits 2 naming the bad lines of a bad file, 1
   const refused = await cli('import-statement', bad);
   assert.equal(refused.code, 2, refused.stderr);
   assert.equal(refused.stdout, '');
-  assert.match(refused.stderr, /^ledgerbox import-statement failed \[invalid_input\]: Invalid `csv`: statement bad\.csv refused, nothing imported \(2 problems\):\n/);
+  assert.match(refused.stderr, /^ledgerbox import-statement: error \[invalid_input\]: Invalid `csv`: statement bad\.csv refused, nothing imported \(2 problems\):\n/);
   assert.ok(refused.stderr.includes('line 3: balance "1.234" has more decimals than USD allows (2)\n'), refused.stderr);
   assert.ok(refused.stderr.includes('line 4: currency "ABC" is not a ledgerbox currency'), refused.stderr);
 

@@ -7,7 +7,7 @@ import { isLedgerboxError } from '../errors.js';
 export const exitCodes = { ok: 0, failed: 1, usage: 2 } as const;
 
 /**
- * Runs one command's work; prints `ledgerbox <name> failed [code]: message` on failure.
+ * Runs one command's work; prints `ledgerbox <name>: error [code]: message` on failure.
  * Bad input the library caught (`invalid_input`) is a usage error like commander's own.
  */
 export async function runCommand(name: string, work: () => Promise<void>): Promise<number> {
@@ -15,8 +15,9 @@ export async function runCommand(name: string, work: () => Promise<void>): Promi
     await work();
     return exitCodes.ok;
   } catch (error) {
+    // `ledgerbox jobs failed: error [job_not_found]: …`: the command's name may itself end in "failed"
     const code = isLedgerboxError(error) ? ` [${error.code}]` : '';
-    process.stderr.write(`ledgerbox ${name} failed${code}: ${(error as Error).message}\n`);
+    process.stderr.write(`ledgerbox ${name}: error${code}: ${(error as Error).message}\n`);
     return isLedgerboxError(error, 'invalid_input') ? exitCodes.usage : exitCodes.failed;
   }
 }
