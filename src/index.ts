@@ -71,6 +71,7 @@ export type { CardProcessor, CardAuthorization, CardCapture, CardVoid } from './
 
 export { createConsoleHandler, type ConsoleOptions, type ConsoleHandler, type MetricsSource } from './console/handler.js';
 export { startConsole, type StartConsoleOptions, type RunningConsole } from './console/server.js';
+export { createDatabaseMetrics, type WorkerMetricsOptions } from './metrics/index.js';
 
 export { LedgerboxError, InvalidInputError, IdempotencyConflictError, isLedgerboxError, errorCodes, type ErrorCode } from './errors.js';
 export { limits } from './limits.js';

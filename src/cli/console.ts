@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { resolveDatabase } from '../db/connection.js';
 import { InvalidInputError } from '../errors.js';
 import { startConsole } from '../console/server.js';
+import { createDatabaseMetrics } from '../metrics/index.js';
 import { parseInteger, runCommand, verbose } from './command.js';
 
 interface ConsoleCommandOptions {
@@ -46,6 +47,8 @@ async function runConsole(options: ConsoleCommandOptions): Promise<void> {
       port: options.port,
       actions: options.enableActions === true,
       limboSla_ms: options.slaHours * 3_600_000,
+      // /metrics: the database's gauges, behind the same token
+      metrics: (pool) => createDatabaseMetrics(pool),
       logger,
     });
     process.stdout.write(`ledgerbox console: ${running.url}/ (${options.enableActions === true ? 'actions enabled' : 'read-only'}) on ${database.description}\n`);

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { parseCrontab, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
+import { parseCrontab, run as runGraphileWorker, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
 import { any, array, boolean, integer, literal, object, optional, record, size, string, union } from 'superstruct';
 import { DeliveryOptions } from '../alerts/alert-contracts.js';
 import { deliverAlerts } from '../alerts/deliver.js';
@@ -21,6 +21,8 @@ import { defineTask, isTaskDefinition } from '../outbox/tasks.js';
 import { registryOf, type WorkflowDefinition } from '../workflows/definition.js';
 import { compiledWorkflow, type Workflow } from '../workflows/define.js';
 import { exchangeWorkflowFor } from '../workflows/exchange/exchange.js';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { WorkerMetricsOptions, registerDatabaseGauges, registerProcessMetrics, serveMetrics, type MetricsServer } from '../metrics/index.js';
 import type { ExchangeProviders } from '../workflows/exchange/providers.js';
 import { runStep, type RetryPolicy } from '../workflows/run-step.js';
 import { stepTask } from '../workflows/step-job.js';
@@ -96,6 +98,13 @@ export interface WorkerOptions {
    * own default), which spares the server parsing and planning them for every step.
    */
   noPreparedStatements?: boolean;
+  /**
+   * Serve Prometheus metrics from this process at `http://<host>:<port>/metrics`: its jobs and
+   * steps by outcome, step durations, retries, failures for good, and the database's gauges
+   * (queue, money in limbo, investigations, the last reconciliation). Default: none. See
+   * docs/metrics.md.
+   */
+  metrics?: WorkerMetricsOptions;
   logger?: Logger;
 }
 
@@ -106,6 +115,10 @@ export interface RunningWorker {
   promise: Promise<void>;
   /** graphile-worker's ids for this process's pool and workers (what jobs are `locked_by`). */
   workerIds: readonly string[];
+  /** With `metrics`: where they are served (`http://127.0.0.1:9464/metrics`). */
+  metricsUrl: string | undefined;
+  /** With `metrics`: the registry, for a host that serves it from its own server too. */
+  metrics: Registry | undefined;
 }
 
 /** The longest delay a Node timer takes (about 24.8 days); a longer one fires at once. */
@@ -136,6 +149,7 @@ const WorkerSettings = object({
   tasks: optional(array()),
   noPreparedStatements: optional(boolean()),
   localQueueSize: optional(size(integer(), 2, 10_000)),
+  metrics: optional(WorkerMetricsOptions),
 });
 
 /** Voids holds past their expiry, every minute. */
@@ -226,6 +240,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   }
   if (options.noPreparedStatements !== true) prepareStatementsOn(pool);
   const workflows = registryOf(definitions);
+  // the process's counters and the database's gauges in one registry, scraped together
+  const metricsRegistry = options.metrics === undefined ? undefined : new Registry();
+  const recorder = metricsRegistry === undefined ? undefined : registerProcessMetrics(metricsRegistry);
+  if (metricsRegistry !== undefined) {
+    registerDatabaseGauges(pool, metricsRegistry, (error) => logger.warn({ err: error }, 'metrics: could not read the database gauges'));
+    collectDefaultMetrics({ register: metricsRegistry, prefix: 'ledgerbox_' });
+  }
   const retry: RetryPolicy = { base_ms: options.retry?.base_ms ?? 1_000, max_ms: options.retry?.max_ms ?? 300_000 };
 
   const raiseAlert = async (failure: LastFailure) => {
@@ -257,6 +278,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
               providerTimeout_ms: options.providerTimeout_ms ?? limits.provider_call_timeout_ms,
               compensationDelay_ms: options.compensationDelay_ms ?? 0,
               logger: jobLogger,
+              ...(recorder === undefined ? {} : { recorder }),
             },
             payload,
             { id: jobId, workerId: helpers.job.locked_by },
@@ -312,8 +334,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // jobs are locked by a worker's id, or by its pool's id when the pool fetches them in a batch
   events.on('pool:create', ({ workerPool }) => workerIds.push(workerPool.id));
   events.on('worker:create', ({ worker }) => workerIds.push(worker.workerId));
+  if (recorder !== undefined) {
+    // every attempt ends in exactly one of these: job:error also for the last, failing one
+    events.on('job:success', ({ job }) => recorder.jobAttempt(job.task_identifier, false, job.attempts, job.max_attempts));
+    events.on('job:error', ({ job }) => recorder.jobAttempt(job.task_identifier, true, job.attempts, job.max_attempts));
+  }
+  let metricsServer: MetricsServer | undefined;
+  if (metricsRegistry !== undefined && options.metrics !== undefined) {
+    metricsServer = await serveMetrics(metricsRegistry, { port: options.metrics.port, host: options.metrics.host ?? '127.0.0.1', token: options.metrics.token }, logger).catch(async (error: unknown) => {
+      if (ownPool) await pool.end();
+      else if (options.noPreparedStatements !== true) stopPreparingStatementsOn(pool);
+      throw error;
+    });
+  }
 
-  const runner: Runner = await run({
+  const runner: Runner = await runGraphileWorker({
     pgPool: pool,
     concurrency,
     pollInterval: options.pollInterval_ms ?? 1_000,
@@ -324,6 +359,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     noHandleSignals: options.noHandleSignals ?? false,
     noPreparedStatements: options.noPreparedStatements ?? false,
     ...(options.localQueueSize === undefined ? {} : { preset: { worker: { localQueue: { size: options.localQueueSize } } } }),
+  }).catch(async (error: unknown) => {
+    await metricsServer?.close();
+    throw error;
   });
 
   const process_name = `${hostname()}:${process.pid}`;
@@ -356,6 +394,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   let stopping: Promise<void> | undefined;
   const finished = runner.promise.finally(async () => {
     clearInterval(timer);
+    await metricsServer?.close();
     await inTransaction(pool, (db) => forgetWorkers(db, workerIds)).catch(() => undefined);
     await beatClient?.end().catch(() => undefined);
     if (ownPool) await pool.end();
@@ -364,6 +403,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   });
   return {
     workerIds,
+    metricsUrl: metricsServer?.url,
+    metrics: metricsRegistry,
     promise: finished,
     stop: () => (stopping ??= runner.stop().then(() => finished)),
   };

@@ -6,6 +6,7 @@ import { compensationStep, type StepDefinition, type StepOutcome, type WorkflowD
 import { jobSpecsJson } from '../outbox/outbox-queries.js';
 import { enqueueStep, stepJobSpec } from './step-job.js';
 import { activeSpan, recordActiveSpanError, withSpan } from '../tracing/tracer.js';
+import type { StepOutcomeLabel, StepRecorder } from '../metrics/process.js';
 import {
   finishStep,
   insertAlert,
@@ -39,6 +40,8 @@ export interface StepEnvironment<Providers> {
   /** How long a failed workflow waits before compensation runs: a window to fix data and resume. */
   compensationDelay_ms: number;
   logger: Logger;
+  /** Counts each delivery's outcome and duration (the worker's metrics); none by default. */
+  recorder?: StepRecorder;
 }
 
 export interface StepJob {
@@ -97,10 +100,14 @@ async function runStepInSpan<Providers>(
   }
   const { workflow } = context;
   nameStepSpan(workflow, payload.step, context.attempt);
+  const record = (outcome: StepOutcomeLabel) => environment.recorder?.step(workflow.kind, payload.step, outcome, startedAt);
   const definition = environment.workflows.get(workflow.kind)?.get(workflow.version);
   if (definition === undefined) {
     // a late or duplicate job of a step no longer due is nothing to hold back: it has no work
-    if (isDue(workflow, payload.step) && !context.results.has(payload.step)) await holdBack(environment, workflow, payload.step, job);
+    if (isDue(workflow, payload.step) && !context.results.has(payload.step)) {
+      await holdBack(environment, workflow, payload.step, job);
+      record('held_back');
+    } else record('already_done');
     return;
   }
   const step = payload.step === compensationStep ? definition.compensate : Object.hasOwn(definition.steps, payload.step) ? definition.steps[payload.step] : undefined;
@@ -116,6 +123,7 @@ async function runStepInSpan<Providers>(
     // before an external call, make sure it is still needed; a database-only step checks under the lock
     if (step.external !== undefined && !due) {
       logger.debug({ status: workflow.status, currentStep: workflow.current_step }, 'step already done or no longer due');
+      record('already_done');
       return;
     }
     const external = await externalAnswer(environment, step, context, payload.step, logger);
@@ -127,13 +135,17 @@ async function runStepInSpan<Providers>(
       decided = await finishWithoutTransaction(environment, step, context, payload.step, external, attempt, logger);
       if (decided === 'finished') {
         logger.info('step succeeded');
+        record('succeeded');
         return;
       }
     }
+    // what the transaction did, counted once it has committed
+    let committed: StepOutcomeLabel = 'succeeded';
     await inTransaction(environment.db, async (db, client) => {
       const { workflow: locked, version, results: current } = await lockHeld(db, workflow.id, job);
       if (current.has(payload.step) || !isDue(locked, payload.step)) {
         await recordAttempt(db, payload, maxAttempts, job, 'already_done', null, startedAt);
+        committed = 'already_done';
         return;
       }
       // a pure step that failed or waits on the row as it is now has decided already: it is a
@@ -155,6 +167,7 @@ async function runStepInSpan<Providers>(
         await recordWait(db, workflow.id, { step: payload.step, until: outcome.wait.until, signals: outcome.wait.signals });
         await recordAttempt(db, payload, maxAttempts, job, 'waiting', null, startedAt);
         await enqueueStep(db, workflow.id, payload.step, outcome.wait.until);
+        committed = 'waiting';
         return;
       }
       if ('next' in outcome || 'done' in outcome) {
@@ -168,17 +181,21 @@ async function runStepInSpan<Providers>(
         // a declining step's result is recorded like any other, on its attempt
         await recordAttempt(db, payload, maxAttempts, job, 'succeeded', null, startedAt, outcome.result);
         await failWorkflow(db, locked, payload.step, outcome.fail, 'warning', 0);
+        committed = 'declined';
       }
     });
     logger.info('step succeeded');
+    record(committed);
   } catch (error) {
     if (error instanceof JobTakenOver) {
       logger.warn('another worker took this job over; standing down');
+      record('taken_over');
       throw error;
     }
     logger.warn({ err: error }, 'step attempt failed');
     recordActiveSpanError(error);
     await recordFailure(environment, definition, step, workflow, payload, job, error, startedAt);
+    record('failed');
   }
 }
 
