@@ -36,6 +36,12 @@ export const errorCodes = [
   'migrations_pending',
   'unexpected_row',
   'database_not_configured',
+  // the database itself (docs/database-errors.md)
+  'database_unreachable',
+  'database_authentication_failed',
+  'database_not_found',
+  'database_too_many_connections',
+  'schema_not_migrated',
   // workflows
   'workflow_not_found',
   'unknown_step',

@@ -10,6 +10,9 @@ const files = only.length > 0 ? only : readdirSync('test').filter((file) => file
 const verbose = ['debug', 'trace'].includes(process.env.LEDGERBOX_LOG_LEVEL ?? '');
 const database = await resolveDatabase(verbose ? { log: (line) => console.log(`# ${line}`) } : {});
 console.log(`# database: ${database.description}`);
+// Two files at a time; every file also holds one of the server's file slots while it runs
+// (test/support/database.ts), which bounds this run's connections, and those of any other run
+// on the same server, to what the server has (two 40-connection files on a server of 100).
 const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], {
   stdio: 'inherit',
   env: { ...process.env, DATABASE_URL: database.connectionString, LEDGERBOX_LOG_LEVEL: process.env.LEDGERBOX_LOG_LEVEL ?? 'silent' },

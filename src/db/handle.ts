@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type pg from 'pg';
 import {
   isConnection,
@@ -10,6 +11,7 @@ import {
 } from '@databases/pg';
 import { LedgerboxError } from '../errors.js';
 import { limits } from '../limits.js';
+import { foreignDatabasesHandle, isForeignQueryRefusal, rethrowDatabaseError } from './database-errors.js';
 
 /**
  * Any database handle a host service already has. Writes go through the handle itself, so
@@ -36,7 +38,29 @@ function isObject(handle: unknown): handle is object {
 function isDatabasesQueryable(handle: DatabaseHandle): handle is Queryable {
   if (!isObject(handle)) return false;
   const candidate = handle as Queryable;
-  return isTransaction(candidate) || isConnection(candidate) || isConnectionPool(candidate);
+  if (!(isTransaction(candidate) || isConnection(candidate) || isConnectionPool(candidate))) return false;
+  // @databases/pg tells its queries by `instanceof`: a handle from the host's own copy of the
+  // package (another version beside ours) would refuse every query ledgerbox makes.
+  if (ourDatabasesClasses !== undefined && !ourDatabasesClasses.some((base) => candidate instanceof base)) throw foreignDatabasesHandle(kindOf(candidate));
+  return true;
+}
+
+/** The classes every handle of ledgerbox's own copy of @databases/pg extends (those of the
+ * @databases/shared that copy loads); undefined if that layout ever changes, when a foreign
+ * handle is still told by its refusal of the first query. */
+const ourDatabasesClasses: (abstract new (...args: never[]) => unknown)[] | undefined = (() => {
+  try {
+    const fromPg = createRequire(createRequire(import.meta.url).resolve('@databases/pg'));
+    const shared = fromPg('@databases/shared') as Record<string, unknown>;
+    const classes = [shared.BaseConnectionPool, shared.BaseConnection, shared.BaseTransaction];
+    return classes.every((value) => typeof value === 'function') ? (classes as (abstract new (...args: never[]) => unknown)[]) : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+function kindOf(handle: Queryable): string {
+  return isTransaction(handle) ? 'Transaction' : isConnection(handle) ? 'Connection' : 'ConnectionPool';
 }
 
 function isPgPool(handle: DatabaseHandle): handle is PgPool {
@@ -89,14 +113,60 @@ function statementFor(query: SQLQuery, names: PreparedNames | undefined): pg.Que
 function pgSession(client: PgClient, names?: PreparedNames): Session {
   return {
     async query(query) {
-      const result = await client.query(statementFor(query, names)).catch(rethrowAborted);
+      const result = await client.query(statementFor(query, names)).catch(rethrowStatementError);
       return result.rows as Row[];
     },
   };
 }
 
 function databasesSession(db: Queryable): Session {
-  return { query: (query) => (db.query(query) as Promise<Row[]>).catch(rethrowAborted) };
+  if (isConnectionPool(db)) {
+    // through task(), to know whether a failure came before the connection was ours
+    return {
+      query(query) {
+        let connected = false;
+        return db
+          .task((connection) => ((connected = true), connection.query(query) as Promise<Row[]>))
+          .catch((error: unknown) => rethrowDatabasesError(db, error, !connected));
+      },
+    };
+  }
+  return { query: (query) => (db.query(query) as Promise<Row[]>).catch((error: unknown) => rethrowDatabasesError(db, error, false)) };
+}
+
+function rethrowDatabasesError(db: Queryable, error: unknown, connecting: boolean): never {
+  if (isForeignQueryRefusal(error)) throw foreignDatabasesHandle(kindOf(db), error);
+  if (connecting) rethrowDatabaseError(error, { connecting: true });
+  return rethrowStatementError(error);
+}
+
+/** A statement of ours failed on a connection that was already open. */
+function rethrowStatementError(error: unknown): never {
+  if ((error as { code?: string }).code === '25P02') throw hostTransactionAborted(error);
+  return rethrowDatabaseError(error, { connecting: false });
+}
+
+/** Checks a connection out of the host's (or our) node-postgres pool, with its failures typed. */
+function connectTo(pool: PgPool): Promise<pg.PoolClient> {
+  return pool.connect().catch((error: unknown) => rethrowDatabaseError(error, { connecting: true }));
+}
+
+/** One statement on a node-postgres pool, as pool.query runs it, but with the checkout's failures
+ * told from the statement's; a connection is dropped only when the failure was the connection's. */
+async function poolQuery(pool: PgPool, query: SQLQuery): Promise<Row[]> {
+  const client = await connectTo(pool);
+  let lost: Error | undefined;
+  const onError = (error: Error) => (lost = error);
+  client.on('error', onError);
+  try {
+    return (await client.query(statementFor(query, preparingPools.get(pool)))).rows as Row[];
+  } catch (error) {
+    if (isConnectionLost(error)) lost ??= error as Error;
+    return rethrowStatementError(error);
+  } finally {
+    client.off('error', onError);
+    client.release(lost);
+  }
 }
 
 function hostTransactionAborted(cause?: unknown): LedgerboxError {
@@ -116,7 +186,7 @@ function rethrowAborted(error: unknown): never {
 /** Runs one statement on the handle as it is: no transaction of our own. @internal */
 export async function queryOnce(handle: DatabaseHandle, query: SQLQuery): Promise<Row[]> {
   if (isDatabasesQueryable(handle)) return databasesSession(handle).query(query);
-  if (isPgPool(handle)) return (await handle.query(statementFor(query, preparingPools.get(handle))).catch(rethrowAborted)).rows as Row[];
+  if (isPgPool(handle)) return poolQuery(handle, query);
   if (isPgClient(handle)) return oneAtATime(handle, () => pgSession(handle).query(query));
   throw unsupportedHandle(handle);
 }
@@ -133,12 +203,20 @@ export async function queryOnce(handle: DatabaseHandle, query: SQLQuery): Promis
 export async function inTransaction<T>(handle: DatabaseHandle, work: (db: Session, client?: PgClient) => Promise<T>): Promise<T> {
   if (isDatabasesQueryable(handle)) {
     // A Transaction's tx() is a savepoint; a pool's or connection's tx() is a new transaction.
-    if (isTransaction(handle)) return handle.tx((db) => work(databasesSession(db))).catch(rethrowAborted).catch(rethrowConflict);
-    return withRetries(() => handle.tx((db) => work(databasesSession(db))));
+    // A failure before `work` began is the connect's (or BEGIN's / SAVEPOINT's); after, `work`'s
+    // own statements are already typed and anything else is the host's, passed on as it is.
+    const attempt = () => {
+      let began = false;
+      return handle
+        .tx((db) => ((began = true), work(databasesSession(db))))
+        .catch((error: unknown) => (began ? Promise.reject(error) : rethrowDatabasesError(handle, error, isConnectionPool(handle))));
+    };
+    if (isTransaction(handle)) return attempt().catch(rethrowConflict);
+    return withRetries(attempt);
   }
   if (isPgPool(handle)) {
     return withRetries(async () => {
-      const client = await handle.connect();
+      const client = await connectTo(handle);
       // A connection terminated while idle between our statements emits 'error' on the client;
       // with no listener that is an uncaught exception that ends the host's process (the pool's
       // own listener only covers idle pooled clients). The next query fails and reports it.

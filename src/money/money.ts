@@ -41,6 +41,8 @@ function isDinero(value: unknown): value is Dinero<bigint> {
  */
 export const PositiveMoney = knownKeysOnly(
   define<MinorUnits>('positive money (dinero.js/bigint, or { amount: bigint, currency })', (value) => {
+    const mixed = numberInBigintDinero(value);
+    if (mixed !== undefined) return mixed;
     const money = readMoney(value);
     if (money === undefined) return false;
     if (!currencyCode.test(money.currency)) return `currency must be a code like USD or POINTS, got ${describeValue(money.currency)}`;
@@ -56,6 +58,28 @@ const currencyCode = /^[A-Z][A-Z0-9_]{1,15}$/;
 
 /** The largest amount, and balance, a bigint column holds. @internal */
 export const int8_max = 2n ** 63n - 1n;
+
+/**
+ * A dinero.js/bigint object built with a Number where a bigint belongs (`scale: 3`, or a currency
+ * from the Number-based currency list): dinero.js keeps it, and the first arithmetic on it would
+ * throw a bare "Cannot mix BigInt and other types". Names the field instead.
+ */
+function numberInBigintDinero(value: unknown): string | undefined {
+  if (!isDinero(value)) return undefined;
+  const snapshot = toSnapshot(value) as { amount: unknown; scale: unknown; currency: { base: unknown; exponent: unknown } };
+  if (typeof snapshot.amount !== 'bigint') return undefined; // a number-based dinero: refused as not dinero.js/bigint
+  const fields: [string, unknown][] = [
+    ['scale', snapshot.scale],
+    ['currency.exponent', snapshot.currency.exponent],
+    ['currency.base', snapshot.currency.base],
+  ];
+  for (const [field, inner] of fields) {
+    if (typeof inner !== 'bigint') {
+      return `\`${field}\` must be a bigint with dinero.js/bigint (${typeof inner === 'number' ? `${inner}n, not ${inner}` : 'a single bigint'}), got ${describeValue(inner)}`;
+    }
+  }
+  return undefined;
+}
 
 /** @internal */
 export function readMoney(value: unknown): MinorUnits | undefined {
@@ -110,6 +134,8 @@ export function minorUnits(money: Dinero<bigint>): bigint {
   if (!isDinero(money) || typeof toSnapshot(money).amount !== 'bigint') {
     throw new InvalidInputError(`Expected \`money\` to be a dinero.js/bigint object, got ${describeValue(money)}`, ['money'], money);
   }
+  const mixed = numberInBigintDinero(money);
+  if (mixed !== undefined) throw new InvalidInputError(`Invalid \`money\`: ${mixed}`, ['money'], money);
   const snapshot = toSnapshot(money);
   const difference = snapshot.scale - snapshot.currency.exponent;
   const base = snapshot.currency.base as bigint;

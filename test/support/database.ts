@@ -19,6 +19,49 @@ export interface TestDatabase {
 }
 
 const templateLock = 424242;
+
+/**
+ * The suite's bound on connections, so that it passes beside another run on the same server
+ * (two worktrees' `npm test` at once used to fail a few tests on `too many clients already`).
+ *
+ * A file opens its own pool (`pool` below, at most `test_pool_max`), and some open more: a
+ * worker's pool (concurrency + 4) and its heartbeat client, a second pool of clients, an
+ * @databases/pg pool (10), a child process's pools, and short admin connections. The largest
+ * (exchange.load, workflows.crash, ledger.concurrency) stay under `connections_per_file`.
+ * Each file holds one of the server's "file slots" while it runs: an advisory lock, in the
+ * server's own database, out of usable connections / connections_per_file (two on a server of
+ * 100), taken by every run on that server. test/run.ts runs two files at a time; a second run
+ * waits for a slot instead of taking connections the first one needs.
+ */
+const test_pool_max = 10;
+const connections_per_file = 40;
+/** Connections left for whatever else uses the server (psql, the other run's admin clients). */
+const connections_headroom = 8;
+const slotLockClass = 424243;
+
+/** Waits for a free file slot; the slot is held until the returned client ends. */
+async function takeFileSlot(): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: serverUrl() });
+  client.on('error', () => undefined); // a server that goes away ends the slot with it
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ usable: number }>(
+      `select current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int as usable`,
+    );
+    const slots = Math.max(1, Math.floor((rows[0]!.usable - connections_headroom) / connections_per_file));
+    for (let round = 0; ; round++) {
+      for (let slot = 0; slot < slots; slot++) {
+        const taken = await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1, $2) as ok', [slotLockClass, slot]);
+        if (taken.rows[0]!.ok) return client;
+      }
+      // until another file's slot is free: its `after` ends the client that holds it
+      await new Promise((resolve) => setTimeout(resolve, Math.min(25 * 2 ** round, 500)));
+    }
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw error;
+  }
+}
 const closersOf = new WeakMap<TestDatabase, (() => Promise<unknown>)[]>();
 
 export function serverUrl(): string {
@@ -67,7 +110,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     }
     await admin.query(`create database "${name}" template "${template}"`);
   });
-  const pool = new pg.Pool({ connectionString: databaseUrl(name), max: 20 });
+  const pool = new pg.Pool({ connectionString: databaseUrl(name), max: test_pool_max });
   const closers: (() => Promise<unknown>)[] = [];
   const database: TestDatabase = { connectionString: databaseUrl(name), name, pool, onClose: (close) => void closers.push(close) };
   closersOf.set(database, closers);
@@ -79,15 +122,23 @@ export async function createTestDatabase(): Promise<TestDatabase> {
  * invariants on whatever the tests left behind, then drops it.
  */
 export async function useTestDatabase(): Promise<TestDatabase> {
-  const database = await createTestDatabase();
+  const slot = await takeFileSlot();
+  const database = await createTestDatabase().catch(async (error: unknown) => {
+    await slot.end();
+    throw error;
+  });
   after(async () => {
-    for (const close of (closersOf.get(database) ?? []).reverse()) await close();
     try {
-      await assertLedgerInvariants(database.pool);
+      for (const close of (closersOf.get(database) ?? []).reverse()) await close();
+      try {
+        await assertLedgerInvariants(database.pool);
+      } finally {
+        await database.pool.end();
+      }
+      await dropDatabase(database.name);
     } finally {
-      await database.pool.end();
+      await slot.end();
     }
-    await dropDatabase(database.name);
   });
   return database;
 }
