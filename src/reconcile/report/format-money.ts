@@ -17,7 +17,8 @@ const byCode: ReadonlyMap<string, DineroCurrency<bigint>> = new Map(
 export function formatMinorUnits(amount: bigint, currency: string | null, exponent?: number): string {
   if (currency === null) return `${groupThousands(amount.toString())} (minor units)`;
   // the ledger's own exponent (ledgerbox.currencies) when the caller has it, else ISO 4217's
-  const known = exponent ?? byCode.get(currency)?.exponent;
+  const iso = byCode.get(currency);
+  const known = exponent ?? (iso === undefined ? undefined : Number(iso.exponent));
   if (known === undefined) return `${groupThousands(amount.toString())} ${currency} (minor units)`;
   if (!Number.isInteger(known) || known < 0 || known > 18) throw new Error(`Expected an exponent from 0 to 18 for ${currency}, got ${known}`);
   const decimal = toDecimal(dinero({ amount, currency: { code: currency, base: 10n, exponent: BigInt(known) } }));
