@@ -116,7 +116,7 @@ test('stuck workflows through psql (sql/stuck_workflows.sql) and `ledgerbox work
   assert.match(hourOld, /\(1 row\)/);
 
   const table = assertOk(await cli('workflows', 'stuck'), 'workflows stuck');
-  assert.match(table, new RegExp(`│ ${stuck} │ exchange │ ex-sam │ failed\\s+│ compensate │ 2h 00m \\d\\ds\\s+│ sam:USD │ 25000 USD │ 1\\s+│ \\[provider_failed\\] LedgerboxError: fx rate provider failed \\(injected\\)`));
+  assert.match(table, new RegExp(`│ ${stuck} │ exchange │ ex-sam │ failed\\s+│ compensate │ 2h 00m \\d\\ds\\s+│ sam:USD │ 250.00 USD │ 1\\s+│ \\[provider_failed\\] LedgerboxError: fx rate provider failed \\(injected\\)`));
   assert.match(table, /3 stuck workflows/);
   const json = JSON.parse(assertOk(await cli('workflows', 'stuck', '--older-than-minutes', '60', '--json'), 'workflows stuck --json'));
   assert.equal(json.length, 1);
@@ -152,9 +152,9 @@ test('money in limbo through psql (sql/money_in_limbo.sql) and `ledgerbox holds 
   assert.match(zero, new RegExp(`ex-sam:hold\\s+\\| sam:USD\\s+\\| ledgerbox:fx:USD:\\d \\|\\s+25000 \\| USD .*\\| pending longer than 00:00:00 \\| ${stuck} \\| failed`));
 
   const table = assertOk(await cli('holds', 'limbo'), 'holds limbo');
-  assert.match(table, new RegExp(`│ ${late.id} │ limbo:late │ lee:USD │ world:USD │ 500 USD │ \\d+m \\d\\ds\\s+│ [^│]+ │ past its expiry │`));
-  assert.match(table, /│ EUR\s+│ 1\s+│ 300 EUR │/);
-  assert.match(table, /│ USD\s+│ 1\s+│ 500 USD │/);
+  assert.match(table, new RegExp(`│ ${late.id} │ limbo:late │ lee:USD │ world:USD │ 5.00 USD │ \\d+m \\d\\ds\\s+│ [^│]+ │ past its expiry │`));
+  assert.match(table, /│ EUR\s+│ 1\s+│ 3.00 EUR │/);
+  assert.match(table, /│ USD\s+│ 1\s+│ 5.00 USD │/);
   const json = JSON.parse(assertOk(await cli('holds', 'limbo', '--sla-hours', '0', '--json'), 'holds limbo --json'));
   assert.equal(json.holds.length, 7);
   assert.deepEqual(json.totals, [

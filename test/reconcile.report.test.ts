@@ -215,7 +215,8 @@ test('text and HTML carry the same sections, in order, with every amount exact',
     '1,200',
     'customer:42:USD',
     'shop:7:JPY',
-    'failed_job:77',
+    // the resolved failed job, by its cause (its detail with the numbers taken out)
+    'job # failed for good',
     '2026-11-20 00:00:00 UTC',
     '42 (this run)',
     '1,234,567',
@@ -237,10 +238,13 @@ test('text and HTML carry the same sections, in order, with every amount exact',
     for (const cell of cells) assert.ok(part.includes(cell), `${name}: expected ${JSON.stringify(cell)}`);
     assert.ok(!part.includes('9,007,199,254,740,992'), `${name}: no float rounding`);
   }
-  // Critical findings are listed before warnings, by kind; the text lines keep their columns.
+  // Critical groups are listed before warnings, by kind; the text lines keep their columns, and
+  // a group's examples are indented under it.
   const textLines = rendered.text.split('\n');
-  const driftLine = textLines.find((line) => line.startsWith('balance_drift'));
-  assert.ok(driftLine?.includes('customer:42:USD') && driftLine.includes('-1,234.56 USD'), driftLine);
+  const driftAt = textLines.findIndex((line) => line.startsWith('balance_drift'));
+  const driftLine = textLines[driftAt];
+  assert.match(driftLine ?? '', /^balance_drift +customer:\*:USD +1 +1,234\.56 USD$/);
+  assert.ok(textLines[driftAt + 1]?.startsWith('    customer:42:USD (expected 10,000.00 USD, actual 8,765.44 USD, difference -1,234.56 USD): '), textLines[driftAt + 1]);
   const position = (kind: string) => rendered.text.indexOf(`\n${kind}  `);
   assert.ok(position('balance_drift') < position('unbalanced_transfer'));
   assert.ok(position('unbalanced_transfer') < position('forbidden_overdraft'));
@@ -282,7 +286,8 @@ test('rendering is pure and deterministic, whatever order the findings come in',
 
 test('a table shows at most report_table_rows_max rows and says how many it left out', () => {
   const many = Array.from({ length: report_table_rows_max + 50 }, (_, index) =>
-    finding({ severity: 'warning', kind: 'failed_job', subject: `failed_job:${String(index).padStart(4, '0')}`, detail: `job ${index}` }),
+    // a task each: as many groups as findings
+    finding({ severity: 'warning', kind: 'failed_job', subject: `failed_job:${String(index).padStart(4, '0')}`, detail: `job ${index} (task_${String(index).padStart(4, '0')}) failed for good after 3 attempts: boom` }),
   );
   const report: ReconciliationReport = { ...cleanReport(), status: 'warnings', findings: many, comparison: { new: many, persisting: [], resolved: [] } };
   const { text, html } = renderReport(report);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { moneyInLimbo } from '../operations/inspection.js';
 import { parseInteger, runCommand, withPool } from './command.js';
-import { duration, money, renderJson, renderTable } from './render.js';
+import { currencyExponents, duration, money, renderJson, renderTable } from './render.js';
 
 /** `ledgerbox holds limbo`. */
 export function registerHoldsCommands(program: Command, setExitCode: (code: number) => void): void {
@@ -20,6 +20,7 @@ export function registerHoldsCommands(program: Command, setExitCode: (code: numb
             const totals = totalsPerCurrency(holds);
             if (options.json) return void process.stdout.write(renderJson({ holds, totals }));
             if (holds.length === 0) return void process.stdout.write(`no money in limbo (SLA ${options.slaHours} hours)\n`);
+            const exponents = await currencyExponents(pool);
             const now = Date.now();
             process.stdout.write(
               renderTable(
@@ -29,7 +30,7 @@ export function registerHoldsCommands(program: Command, setExitCode: (code: numb
                   hold.key,
                   hold.from_account,
                   hold.to_account,
-                  money(hold.amount, hold.currency),
+                  money(hold.amount, hold.currency, exponents),
                   duration(now - hold.created_at.getTime()),
                   hold.expires_at,
                   hold.why,
@@ -37,7 +38,7 @@ export function registerHoldsCommands(program: Command, setExitCode: (code: numb
                 ]),
               ),
             );
-            process.stdout.write(renderTable(['currency', 'holds', 'total'], totals.map((total) => [total.currency, total.holds, money(total.amount, total.currency)])));
+            process.stdout.write(renderTable(['currency', 'holds', 'total'], totals.map((total) => [total.currency, total.holds, money(total.amount, total.currency, exponents)])));
           }),
         ),
       );

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { listFailedJobs } from '../operations/inspection.js';
 import { retryJob, retryTaskJobs } from '../operations/recovery.js';
 import { parseJobId, parsePositiveInteger, parseReason, parseTimestamp, runCommand, withPool } from './command.js';
-import { errorText, money, renderJson, renderTable, shorten } from './render.js';
+import { currencyExponents, errorText, money, renderJson, renderTable, shorten } from './render.js';
 
 /** `ledgerbox jobs failed` and `ledgerbox jobs retry`. */
 export function registerJobsCommands(program: Command, setExitCode: (code: number) => void): void {
@@ -21,6 +21,7 @@ export function registerJobsCommands(program: Command, setExitCode: (code: numbe
             const rows = await listFailedJobs(pool, { limit: options.limit, ...(options.task === undefined ? {} : { task: options.task }) });
             if (options.json) return void process.stdout.write(renderJson(rows));
             if (rows.length === 0) return void process.stdout.write(`no failed jobs${options.task === undefined ? '' : ` of task ${options.task}`}\n`);
+            const exponents = await currencyExponents(pool);
             process.stdout.write(
               renderTable(
                 ['job', 'task', 'state', 'attempts', 'failed at', 'workflow', 'step', 'account', 'money', 'hold', 'last error'],
@@ -33,7 +34,7 @@ export function registerJobsCommands(program: Command, setExitCode: (code: numbe
                   row.workflow_id === null ? '' : `${row.workflow_id}\n${row.workflow_kind ?? ''} ${row.workflow_status ?? ''}`.trim(),
                   row.step,
                   row.source_account,
-                  money(row.amount, row.currency),
+                  money(row.amount, row.currency, exponents),
                   row.hold_id,
                   errorText(row.last_error, 1),
                 ]),

@@ -7,7 +7,7 @@ import { reconcile } from '../reconcile/run.js';
 import { reportDeliveryFromEnv } from '../reconcile/report/index.js';
 import { sendStoredReport } from '../reconcile/tasks.js';
 import { exitCodes, runCommand, withPool } from './command.js';
-import { money, renderJson, renderTable } from './render.js';
+import { currencyExponents, money, renderJson, renderTable, type Exponents } from './render.js';
 
 /** Exit codes of `ledgerbox reconcile`, for scripts and monitors: 0 clean, 1 warnings only, 2 critical. */
 const statusExitCodes = { clean: 0, warnings: 1, critical: 2 } as const;
@@ -36,7 +36,8 @@ export function registerReconcileCommand(program: Command, setExitCode: (code: n
             delivered = 'path' in outcome ? `report written to ${outcome.path}` : `report sent to ${outcome.sentTo.join(', ')}`;
           }
           if (options.json) return void process.stdout.write(renderJson(report));
-          process.stdout.write(`reconciliation ${report.runId}: ${report.status}: ${headline(report)}\n`);
+          const exponents = await currencyExponents(pool);
+          process.stdout.write(`reconciliation ${report.runId}: ${report.status}: ${headline(report, exponents)}\n`);
           process.stdout.write(`${report.full ? 'full verification' : 'incremental'}: ${report.entriesChecked} entries checked\n`);
           if (report.findings.length > 0) {
             process.stdout.write(
@@ -46,9 +47,9 @@ export function registerReconcileCommand(program: Command, setExitCode: (code: n
                   finding.severity,
                   finding.kind,
                   finding.account ?? '',
-                  money(finding.expected, finding.currency),
-                  money(finding.actual, finding.currency),
-                  money(finding.difference, finding.currency),
+                  money(finding.expected, finding.currency, exponents),
+                  money(finding.actual, finding.currency, exponents),
+                  money(finding.difference, finding.currency, exponents),
                   finding.detail,
                 ]),
               ),
@@ -61,9 +62,9 @@ export function registerReconcileCommand(program: Command, setExitCode: (code: n
     });
 }
 
-function headline(report: { findings: { severity: string }[]; moneyAtRisk: { currency: string; amount: bigint }[] }): string {
+function headline(report: { findings: { severity: string }[]; moneyAtRisk: { currency: string; amount: bigint }[] }, exponents: Exponents): string {
   if (report.findings.length === 0) return 'every balance equals its entries; nothing needs a human';
   const critical = report.findings.filter((finding) => finding.severity === 'critical').length;
-  const risk = report.moneyAtRisk.map((entry) => money(entry.amount, entry.currency)).join(', ');
+  const risk = report.moneyAtRisk.map((entry) => money(entry.amount, entry.currency, exponents)).join(', ');
   return `${critical} critical, ${report.findings.length - critical} warnings${risk ? `; at risk ${risk}` : ''}`;
 }

@@ -1,9 +1,14 @@
 import Table from 'cli-table3';
+import type pg from 'pg';
+import { number, object, string } from 'superstruct';
+import { readRow } from '../db/rows.js';
+import { formatMinorUnits } from '../reconcile/report/format-money.js';
 
 /**
  * How the operations commands print: human tables (no colours, so they survive pipes and
- * logs) or JSON for scripts. Money is an integer in minor units with its currency, never a
- * float; bigints are strings in JSON.
+ * logs) or JSON for scripts. Tables show money as the report email does (`101,930.66 USD`,
+ * the currency's exponent from ledgerbox.currencies, through the email's formatter); JSON
+ * keeps integer minor units, as strings. Never a float.
  */
 
 export type Cell = string | number | boolean | bigint | Date | null | undefined;
@@ -18,9 +23,24 @@ export function renderJson(value: unknown): string {
   return `${JSON.stringify(value, (_key, inner: unknown) => (typeof inner === 'bigint' ? inner.toString() : inner), 2)}\n`;
 }
 
-/** `32109 USD`: minor units and currency, or empty when there is no money. */
-export function money(amount: bigint | null, currency: string | null): string {
-  return amount === null ? '' : `${amount} ${currency ?? ''}`.trim();
+/** Each currency's exponent, from ledgerbox.currencies: how many minor units make a major one. */
+export type Exponents = ReadonlyMap<string, number>;
+
+const CurrencyExponentRow = object({ code: string(), exponent: number() });
+
+/** Reads every currency's exponent (a few hundred rows at most) for `money`. */
+export async function currencyExponents(pool: pg.Pool): Promise<Exponents> {
+  const { rows } = await pool.query('select code, exponent::int as exponent from ledgerbox.currencies');
+  return new Map(rows.map((row: unknown) => readRow(CurrencyExponentRow, row, 'currency')).map((row) => [row.code, row.exponent]));
+}
+
+/**
+ * `321.09 USD` from 32109n minor units, with the currency's exponent (`5,000 JPY`, `1.234 BHD`);
+ * empty when there is no money. A currency the ledger does not know is shown in minor units, saying so.
+ */
+export function money(amount: bigint | null, currency: string | null, exponents: Exponents): string {
+  if (amount === null) return '';
+  return formatMinorUnits(amount, currency, currency === null ? undefined : exponents.get(currency));
 }
 
 /** An error without its stack frames (the JSON output keeps them), cut to `lines_max` lines. */

@@ -3,7 +3,7 @@ import { stuckWorkflows, workflowTimeline } from '../operations/inspection.js';
 import { getWorkflow } from '../workflows/start.js';
 import { cancelWorkflow, resumeWorkflow } from '../operations/recovery.js';
 import { parseInteger, parseReason, parseWorkflowId, runCommand, uuid, withPool } from './command.js';
-import { duration, errorText, money, renderJson, renderTable } from './render.js';
+import { currencyExponents, duration, errorText, money, renderJson, renderTable } from './render.js';
 
 /** `ledgerbox workflow show|resume|cancel` and `ledgerbox workflows stuck`. */
 export function registerWorkflowCommands(program: Command, setExitCode: (code: number) => void): void {
@@ -84,6 +84,7 @@ export function registerWorkflowCommands(program: Command, setExitCode: (code: n
             const rows = await stuckWorkflows(pool, { olderThan_ms: options.olderThanMinutes * 60_000 });
             if (options.json) return void process.stdout.write(renderJson(rows));
             if (rows.length === 0) return void process.stdout.write(`no workflow stuck for more than ${options.olderThanMinutes} minutes\n`);
+            const exponents = await currencyExponents(pool);
             process.stdout.write(
               renderTable(
                 ['workflow', 'kind', 'key', 'status', 'step', 'stuck for', 'account', 'money', 'pending jobs', 'last error', 'version', 'why'],
@@ -95,7 +96,7 @@ export function registerWorkflowCommands(program: Command, setExitCode: (code: n
                   row.current_step,
                   duration(row.stuck_for_ms),
                   row.source_account,
-                  money(row.amount, row.currency),
+                  money(row.amount, row.currency, exponents),
                   row.pending_jobs,
                   errorText(row.last_error, 1),
                   row.version,

@@ -61,7 +61,15 @@ export interface ReconciliationReport {
   movement: MoneyMovement[];
   workflows: { completed: number; failed: number; compensated: number };
   /** Earlier runs, newest first (at most 14). */
-  trend: { runId: string; asOf: Date; status: string; critical: number; warning: number }[];
+  trend: {
+    runId: string;
+    asOf: Date;
+    status: string;
+    critical: number;
+    warning: number;
+    /** That run's money at risk per currency, minor units (as `moneyAtRisk`); the trend chart shows it when given. */
+    moneyAtRisk?: { currency: string; amount: bigint }[];
+  }[];
 }
 
 export interface RenderedReport {

@@ -22,6 +22,19 @@ export interface ReportSection {
   tone: 'critical' | 'warning' | 'neutral';
   paragraphs: string[];
   table?: ReportTable;
+  chart?: ReportChart;
+}
+
+/**
+ * A small bar chart that needs no image: in text, bars of characters; in HTML, table cells
+ * with a background colour (mail clients strip SVG and block images).
+ */
+export interface ReportChart {
+  /** One row per run, newest first. */
+  rows: { label: string; bars: { value: number; tone: 'critical' | 'warning' }[]; note: string }[];
+  /** The largest total of a row's bars: the full width. */
+  scale: number;
+  legend: string;
 }
 
 export interface ReportTable {
@@ -61,7 +74,7 @@ export function buildReportDocument(report: ReconciliationReport): ReportDocumen
       ['Took', duration(report.finishedAt.getTime() - report.startedAt.getTime())],
     ],
     sections: [
-      ...findingSections(critical, warning),
+      ...findingSections(report.runId, critical, warning),
       comparisonSection(report),
       movementSection(report),
       trendSection(report, critical.length, warning.length),
@@ -100,7 +113,7 @@ function severityCounts(critical: number, warning: number): string {
   return parts.join(', ');
 }
 
-function findingSections(critical: Finding[], warning: Finding[]): ReportSection[] {
+function findingSections(runId: string, critical: Finding[], warning: Finding[]): ReportSection[] {
   if (critical.length + warning.length === 0) {
     return [{ title: 'Findings', tone: 'neutral', paragraphs: ['None: every check passed.'] }];
   }
@@ -114,31 +127,167 @@ function findingSections(critical: Finding[], warning: Finding[]): ReportSection
     ['warning', warning, 'Warnings'],
   ] as const) {
     if (findings.length === 0) continue;
+    const groups = groupFindings(findings);
     sections.push({
       title: `${title} (${findings.length})`,
       tone: severity,
-      paragraphs: [describe[severity]],
+      paragraphs: [
+        describe[severity],
+        `${findings.length} ${findings.length === 1 ? 'finding' : 'findings'} in ${groups.length} ${groups.length === 1 ? 'group' : 'groups'} (same kind, same cause), the largest first.`,
+      ],
       table: table(
         [
           { title: 'Kind', align: 'left', role: 'title' },
-          { title: 'Account', align: 'left', role: 'title' },
-          { title: 'Expected', align: 'right' },
-          { title: 'Actual', align: 'right' },
-          { title: 'Difference', align: 'right' },
-          { title: 'Detail', align: 'left', role: 'note' },
+          { title: 'Cause', align: 'left', role: 'title' },
+          { title: 'Findings', align: 'right' },
+          { title: 'Money', align: 'right' },
+          { title: 'Examples', align: 'left', role: 'note' },
         ],
-        findings.map((finding) => [
-          finding.kind,
-          finding.account ?? '—',
-          amount(finding.expected, finding.currency),
-          amount(finding.actual, finding.currency),
-          finding.difference === null ? '—' : formatSignedMinorUnits(finding.difference, finding.currency),
-          finding.detail,
+        groups.map((group) => [
+          group.kind,
+          group.cause,
+          groupThousands(String(group.findings.length)),
+          group.money.length === 0 ? '—' : group.money.map((item) => formatMinorUnits(item.amount, item.currency)).join(', '),
+          examplesOf(runId, group),
         ]),
       ),
     });
   }
   return sections;
+}
+
+/** Examples a group shows; the rest are in the database, and the email says where. */
+export const report_group_examples_max = 3;
+
+export interface FindingGroup {
+  severity: Severity;
+  kind: Finding['kind'];
+  /** What the findings of the group have in common beyond their kind (a failing step, a task and its error…). */
+  cause: string;
+  findings: Finding[];
+  /** Per currency, in currency order: the sum of |difference| (or of |actual| where there is no difference), minor units. */
+  money: { currency: string; amount: bigint }[];
+}
+
+/**
+ * Findings of one severity by kind and cause: critical kinds first (in `findingKinds` order),
+ * then the larger groups, then by cause. Deterministic: the same findings in any order give
+ * the same groups, each with its findings sorted.
+ */
+export function groupFindings(findings: readonly Finding[]): FindingGroup[] {
+  const groups = new Map<string, FindingGroup>();
+  for (const finding of sortFindings(findings)) {
+    const cause = causeOf(finding);
+    const key = `${finding.severity}\u0000${finding.kind}\u0000${cause}`;
+    let group = groups.get(key);
+    if (group === undefined) {
+      group = { severity: finding.severity, kind: finding.kind, cause, findings: [], money: [] };
+      groups.set(key, group);
+    }
+    group.findings.push(finding);
+  }
+  for (const group of groups.values()) group.money = moneyOf(group.findings);
+  const rank = (severity: Severity) => (severity === 'critical' ? 0 : 1);
+  return [...groups.values()].sort(
+    (a, b) =>
+      rank(a.severity) - rank(b.severity) ||
+      findingKinds.indexOf(a.kind) - findingKinds.indexOf(b.kind) ||
+      b.findings.length - a.findings.length ||
+      compareText(a.cause, b.cause),
+  );
+}
+
+function moneyOf(findings: readonly Finding[]): { currency: string; amount: bigint }[] {
+  const totals = new Map<string, bigint>();
+  for (const finding of findings) {
+    const value = finding.difference ?? finding.actual;
+    if (finding.currency === null || value === null) continue;
+    totals.set(finding.currency, (totals.get(finding.currency) ?? 0n) + (value < 0n ? -value : value));
+  }
+  return [...totals].sort(([a], [b]) => compareText(a, b)).map(([currency, amount]) => ({ currency, amount }));
+}
+
+/** Ids, numbers and amounts out of a message, so two failures of one cause read the same. */
+function normalised(message: string): string {
+  const text = message
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '…')
+    .replace(/\d+/g, '#')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return text.length > 100 ? `${text.slice(0, 99)}…` : text;
+}
+
+/** The part of an account key that names its kind of account: `customer:c0001:USD` → `customer:*:USD`. */
+function accountPattern(account: string | null): string {
+  if (account === null) return '—';
+  const parts = account.split(':');
+  return parts.length <= 2 ? account : [parts[0], ...parts.slice(1, -1).map(() => '*'), parts[parts.length - 1]].join(':');
+}
+
+/**
+ * A stable cause key, from what each check writes into `detail` (checks.ts,
+ * statement-checks.ts): the workflow kind and the step it failed at; the task of a failed job
+ * and its error; the way a hold is in limbo; the step a workflow is stuck at; the statement's
+ * source; else the kind of account and its currency.
+ */
+export function causeOf(finding: Finding): string {
+  const detail = finding.detail;
+  switch (finding.kind) {
+    case 'failed_and_compensated':
+    case 'failed_not_compensated': {
+      // `<workflow kind> <key> is <status>: <step> failed 5 times: …` or `: <step> declined (…)`
+      const match = /^(\S+) \S+ is [a-z_]+: (\S+)/.exec(detail);
+      return match === null ? normalised(detail) : `${match[1]} at ${match[2]}`;
+    }
+    case 'failed_job': {
+      const match = /^job \S+ \((.*?)\) failed for good after \d+ attempts: ?(.*)$/s.exec(detail);
+      return match === null ? normalised(detail) : `${match[1]}: ${normalised(match[2] ?? '') || 'no error recorded'}`;
+    }
+    case 'stuck_workflow': {
+      const match = /^(\S+) \S+ has not moved from (\S+)/.exec(detail);
+      return match === null ? normalised(detail) : `${match[1]} at ${match[2]}`;
+    }
+    case 'money_in_limbo': {
+      const match = /\(minor units\) of \S+, (.*)$/s.exec(detail);
+      return match === null ? normalised(detail) : normalised(match[1] ?? '');
+    }
+    case 'pending_drift':
+      return `${finding.subject.split(':')[1] ?? ''} · ${accountPattern(finding.account)}`;
+    case 'statement_difference':
+    case 'statement_difference_within_tolerance':
+    case 'statement_lines_inconsistent':
+    case 'statement_line_not_in_ledger':
+    case 'statement_line_differs':
+    case 'ledger_movement_not_on_statement': {
+      const source = /^(?:transfer \S+ moved .* inside the period of )?(\S+)/.exec(detail)?.[1];
+      return `${source ?? '—'} · ${accountPattern(finding.account)}`;
+    }
+    case 'currency_not_zero':
+    case 'unbalanced_transfer':
+      return finding.currency ?? '—';
+    default:
+      return accountPattern(finding.account);
+  }
+}
+
+/** At most three examples, then where the rest are and the query that lists them all. */
+function examplesOf(runId: string, group: FindingGroup): string {
+  const shown = group.findings.slice(0, report_group_examples_max).map((finding) => {
+    const amounts: string[] = [];
+    if (finding.expected !== null) amounts.push(`expected ${formatMinorUnits(finding.expected, finding.currency)}`);
+    if (finding.actual !== null) amounts.push(`actual ${formatMinorUnits(finding.actual, finding.currency)}`);
+    if (finding.difference !== null) amounts.push(`difference ${formatSignedMinorUnits(finding.difference, finding.currency)}`);
+    const what = finding.account ?? finding.subject;
+    return `${what}${amounts.length > 0 ? ` (${amounts.join(', ')})` : ''}: ${finding.detail}`;
+  });
+  const more = group.findings.length - shown.length;
+  if (more > 0) {
+    shown.push(
+      `… and ${more} more — in ledgerbox.reconciliation_findings, run ${runId}: ` +
+        `psql -c "select subject, account, currency, difference, detail from ledgerbox.reconciliation_findings where run_id = ${runId} and kind = '${group.kind}' order by id"`,
+    );
+  }
+  return shown.join('\n');
 }
 
 function comparisonSection(report: ReconciliationReport): ReportSection {
@@ -152,9 +301,9 @@ function comparisonSection(report: ReconciliationReport): ReportSection {
     return { title, tone: 'neutral', paragraphs: [`${summary} Clean then, clean now.`] };
   }
   const rows = [
-    ...sortFindings(added).map((finding) => change('new', finding)),
-    ...sortFindings(persisting).map((finding) => change('persisting', finding)),
-    ...sortFindings(resolved).map((finding) => change('resolved', finding)),
+    ...groupFindings(added).map((group) => change('new', group)),
+    ...groupFindings(persisting).map((group) => change('persisting', group)),
+    ...groupFindings(resolved).map((group) => change('resolved', group)),
   ];
   return {
     title,
@@ -165,21 +314,23 @@ function comparisonSection(report: ReconciliationReport): ReportSection {
         { title: 'Change', align: 'left' },
         { title: 'Severity', align: 'left' },
         { title: 'Kind', align: 'left', role: 'title' },
-        { title: 'Account', align: 'left', role: 'title' },
-        { title: 'Difference', align: 'right' },
+        { title: 'Cause', align: 'left', role: 'title' },
+        { title: 'Findings', align: 'right' },
+        { title: 'Money', align: 'right' },
       ],
       rows,
     ),
   };
 }
 
-function change(what: string, finding: Finding): string[] {
+function change(what: string, group: FindingGroup): string[] {
   return [
     what,
-    finding.severity,
-    finding.kind,
-    finding.account ?? finding.subject,
-    finding.difference === null ? '—' : formatSignedMinorUnits(finding.difference, finding.currency),
+    group.severity,
+    group.kind,
+    group.cause,
+    groupThousands(String(group.findings.length)),
+    group.money.length === 0 ? '—' : group.money.map((item) => formatMinorUnits(item.amount, item.currency)).join(', '),
   ];
 }
 
@@ -206,34 +357,41 @@ function movementSection(report: ReconciliationReport): ReportSection {
   };
 }
 
+/** Runs the trend chart shows: this one and the ones before it. */
+export const report_trend_runs_max = 10;
+
 function trendSection(report: ReconciliationReport, critical: number, warning: number): ReportSection {
-  const rows = [
-    [timestamp(report.asOf), report.status, String(critical), String(warning), `${report.runId} (this run)`],
-    ...report.trend.map((run) => [timestamp(run.asOf), run.status, String(run.critical), String(run.warning), run.runId]),
+  const earlier = report.trend.slice(0, report_trend_runs_max - 1);
+  const runs = [
+    { label: `${timestamp(report.asOf)} · ${report.runId} (this run)`, status: report.status, critical, warning, risk: report.moneyAtRisk as TrendRisk },
+    ...earlier.map((run) => ({ label: `${timestamp(run.asOf)} · ${run.runId}`, status: run.status, critical: run.critical, warning: run.warning, risk: run.moneyAtRisk })),
   ];
+  const scale = Math.max(1, ...runs.map((run) => run.critical + run.warning));
   return {
     title: 'Trend',
     tone: 'neutral',
-    paragraphs: [report.trend.length === 0 ? 'No earlier runs yet.' : `This run and the ${report.trend.length} before it, newest first.`],
-    table: table(
-      [
-        { title: 'As of', align: 'left' },
-        { title: 'Status', align: 'left' },
-        { title: 'Critical', align: 'right' },
-        { title: 'Warnings', align: 'right' },
-        { title: 'Run', align: 'left' },
-      ],
-      rows,
-    ),
+    paragraphs: [earlier.length === 0 ? 'No earlier runs yet.' : `This run and the ${earlier.length} before it, newest first.`],
+    chart: {
+      scale,
+      legend: 'Bars: findings per run, critical then warnings.',
+      rows: runs.map((run) => ({
+        label: run.label,
+        bars: [
+          { value: run.critical, tone: 'critical' as const },
+          { value: run.warning, tone: 'warning' as const },
+        ],
+        note:
+          `${run.status}: ${run.critical} critical, ${run.warning} ${run.warning === 1 ? 'warning' : 'warnings'}` +
+          (run.risk === undefined ? '' : run.risk.length === 0 ? ', nothing at risk' : `, at risk ${run.risk.map((item) => formatMinorUnits(item.amount, item.currency)).join(', ')}`),
+      })),
+    },
   };
 }
 
+type TrendRisk = { currency: string; amount: bigint }[] | undefined;
+
 function table(columns: ReportTable['columns'], rows: string[][]): ReportTable {
   return { columns, rows: rows.slice(0, report_table_rows_max), omitted: Math.max(0, rows.length - report_table_rows_max) };
-}
-
-function amount(value: bigint | null, currency: string | null): string {
-  return value === null ? '—' : formatMinorUnits(value, currency);
 }
 
 /** By kind (critical kinds first, as listed in the types), then account, then subject. */

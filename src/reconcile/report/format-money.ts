@@ -8,21 +8,26 @@ const byCode: ReadonlyMap<string, DineroCurrency<bigint>> = new Map(
 /**
  * Minor units for people: `123456n`, `USD` → `1,234.56 USD`; `-5000n`, `JPY` → `-5,000 JPY`.
  * The exponent comes from dinero.js's ISO 4217 list; a code it does not know (`POINTS`,
- * `USDC`) is shown in minor units, saying so (`1,500 POINTS (minor units)`), because the
- * report does not carry the ledger's own exponent and a guess would misstate the amount.
+ * `USDC`) is shown in minor units, saying so (`1,500 POINTS (minor units)`), because a guess
+ * would misstate the amount — unless `exponent` (the ledger's own, from ledgerbox.currencies,
+ * as the CLI reads it) is given, which wins. The one formatter of money for people: the email
+ * and the CLI both use it.
  * Never goes through a float.
  */
-export function formatMinorUnits(amount: bigint, currency: string | null): string {
+export function formatMinorUnits(amount: bigint, currency: string | null, exponent?: number): string {
   if (currency === null) return `${groupThousands(amount.toString())} (minor units)`;
+  // the ledger's own exponent (ledgerbox.currencies) when the caller has it, else ISO 4217's
   const iso = byCode.get(currency);
-  if (iso === undefined) return `${groupThousands(amount.toString())} ${currency} (minor units)`;
-  const decimal = toDecimal(dinero({ amount, currency: { code: currency, base: 10n, exponent: BigInt(iso.exponent) } }));
+  const known = exponent ?? (iso === undefined ? undefined : Number(iso.exponent));
+  if (known === undefined) return `${groupThousands(amount.toString())} ${currency} (minor units)`;
+  if (!Number.isInteger(known) || known < 0 || known > 18) throw new Error(`Expected an exponent from 0 to 18 for ${currency}, got ${known}`);
+  const decimal = toDecimal(dinero({ amount, currency: { code: currency, base: 10n, exponent: BigInt(known) } }));
   return `${groupThousands(decimal)} ${currency}`;
 }
 
 /** As formatMinorUnits, with a `+` on positive amounts: for differences. */
-export function formatSignedMinorUnits(amount: bigint, currency: string | null): string {
-  const text = formatMinorUnits(amount, currency);
+export function formatSignedMinorUnits(amount: bigint, currency: string | null, exponent?: number): string {
+  const text = formatMinorUnits(amount, currency, exponent);
   return amount > 0n ? `+${text}` : text;
 }
 

@@ -1,4 +1,4 @@
-import type { ReportDocument, ReportSection, ReportTable } from './document.js';
+import type { ReportChart, ReportDocument, ReportSection, ReportTable } from './document.js';
 
 /**
  * The HTML part. Mail clients drop <style> blocks and block remote content, so every style is
@@ -37,6 +37,7 @@ function section(part: ReportSection): string {
     `<h2 style="${styles.heading}color:${color};">${escapeHtml(part.title)}</h2>`,
     ...part.paragraphs.map((paragraph) => `<p style="${styles.paragraph}">${escapeHtml(paragraph)}</p>`),
     ...(part.table === undefined ? [] : [table(part.table)]),
+    ...(part.chart === undefined ? [] : [chart(part.chart)]),
   ].join('\n');
 }
 
@@ -75,13 +76,48 @@ function stackedRows(data: ReportTable): string {
       data.columns.forEach((column, index) => {
         const note = row[index] ?? '';
         if (column.role === 'note' && note !== '' && note !== '—') {
-          lines.push(`<tr><td colspan="${span}" style="${styles.noteCell}">${escapeHtml(note)}</td></tr>`);
+          // a note of several lines (a group's examples) keeps them: each escaped, joined by <br>
+          lines.push(`<tr><td colspan="${span}" style="${styles.noteCell}">${note.split('\n').map(escapeHtml).join('<br>')}</td></tr>`);
         }
       });
       return lines.join('\n');
     })
     .join('\n');
 }
+
+/**
+ * The trend as bars made of table cells with a background colour, inline styles only: no
+ * SVG (many mail clients strip it) and no image (blocked by default). Each row: the run, its
+ * bar (critical then warning cells, widths in per cent of the largest row), and what it says.
+ */
+function chart(data: ReportChart): string {
+  const rows = data.rows.map((row) => {
+    const cells = row.bars
+      .filter((part) => part.value > 0)
+      .map((part) => {
+        const width = Math.max(1, Math.floor((part.value * 100) / data.scale));
+        return `<td style="${styles.barCell}width:${width}%;background:${barColours[part.tone]};" title="${escapeHtml(`${part.value} ${part.tone}`)}"></td>`;
+      });
+    const used = row.bars.reduce((sum, part) => sum + (part.value > 0 ? Math.max(1, Math.floor((part.value * 100) / data.scale)) : 0), 0);
+    if (used < 100) cells.push(`<td style="${styles.barCell}width:${100 - used}%;background:#f2f2f2;"></td>`);
+    const bar = `<table role="presentation" style="${styles.barTable}"><tr>${cells.join('')}</tr></table>`;
+    return [
+      `<tr><td colspan="2" style="${styles.titleCell}">${escapeHtml(row.label)}</td></tr>`,
+      `<tr><td style="${styles.valueCell}width:45%;">${bar}</td><td style="${styles.valueCell}text-align:left;">${escapeHtml(row.note)}</td></tr>`,
+    ].join('\n');
+  });
+  const legend =
+    `<span style="color:${barColours.critical};font-weight:600;">■ critical</span> ` +
+    `<span style="color:${barColours.warning};font-weight:600;">■ warning</span>`;
+  return [
+    `<div style="${styles.scroll}"><table style="${styles.table}">`,
+    ...rows,
+    '</table></div>',
+    `<p style="${styles.paragraph}">${escapeHtml(data.legend)} ${legend}</p>`,
+  ].join('\n');
+}
+
+const barColours = { critical: '#b00020', warning: '#e69500' } as const;
 
 function valueCell(cell: string, align: 'left' | 'right', style: string): string {
   if (align === 'left') return `<td style="${style}text-align:left;overflow-wrap:break-word;">${escapeHtml(cell)}</td>`;
@@ -120,4 +156,6 @@ const styles = {
   factLabel: 'padding:2px 12px 2px 0;text-align:left;font-weight:600;white-space:nowrap;vertical-align:top;width:1%;',
   factValue: 'padding:2px 0;text-align:left;overflow-wrap:anywhere;',
   footer: 'margin:24px 0 0 0;color:#666666;font-size:12px;',
+  barTable: 'width:100%;max-width:100%;border-collapse:collapse;table-layout:fixed;',
+  barCell: 'height:12px;padding:0;font-size:1px;line-height:1px;',
 } as const;

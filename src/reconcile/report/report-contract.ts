@@ -1,4 +1,4 @@
-import { array, bigint, boolean, enums, integer, min, nullable, refine, size, string, type, type Describe } from 'superstruct';
+import { array, bigint, boolean, enums, integer, min, nullable, optional, refine, size, string, type, type Describe } from 'superstruct';
 import { CurrencyCode, Timestamp } from '../../contracts.js';
 import type { Finding, FindingKind, ReconciliationReport } from '../types.js';
 
@@ -60,6 +60,13 @@ export const ReportStruct = type({
   movement: array(type({ currency: CurrencyCode, moved: bigint(), transfers: count })),
   workflows: type({ completed: count, failed: count, compensated: count }),
   trend: array(
-    type({ runId: size(string(), 1, Infinity), asOf: Timestamp, status: string(), critical: count, warning: count }),
+    type({
+      runId: size(string(), 1, Infinity),
+      asOf: Timestamp,
+      status: string(),
+      critical: count,
+      warning: count,
+      moneyAtRisk: optional(array(type({ currency: CurrencyCode, amount: refine(bigint(), 'non-negative', (value) => value >= 0n) }))),
+    }),
   ),
 }) satisfies { TYPE: ReconciliationReport };
