@@ -176,7 +176,7 @@ test('ledgerbox jobs failed and ledgerbox workflow show: tables for people, --js
   const row = table.split('\n').find((text) => text.includes(ana.exchangeId));
   assert.ok(row, table);
   assert.match(row, /│ ledgerbox:step │ failed\s+│ 5\/5\s+│/);
-  assert.match(row, /│ lock_rate │ ana:USD\s+│ 32109 USD │/);
+  assert.match(row, /│ lock_rate │ ana:USD\s+│ 321.09 USD │/);
   assert.match(table, /6 failed jobs: 6 with no attempts left, 0 retrying/);
 
   const json = JSON.parse(assertOk(await cli('jobs', 'failed', '--json'), 'jobs failed --json')) as Record<string, unknown>[];
