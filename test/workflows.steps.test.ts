@@ -20,17 +20,37 @@ const db = await useTestDatabase();
 await db.pool.query('create table step_probe (workflow_id uuid not null, note text not null)');
 
 /** Counts what runStep asks of the pool: one-off statements and checked-out connections. */
+/**
+ * Counts the statements run on a pool (by pool.query, or on a client checked out for one
+ * statement) and the transactions begun on it: ledgerbox checks a client out for each
+ * statement too, so that its connection failures are told from the statement's.
+ */
 function countingPool(pool: pg.Pool): { handle: pg.Pool; statements: () => number; connections: () => number } {
   let statements = 0;
-  let connections = 0;
+  let transactions = 0;
+  const countedClient = (client: pg.PoolClient) =>
+    new Proxy(client, {
+      get(target, property, receiver) {
+        if (property === 'query') {
+          return (...args: unknown[]) => {
+            const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text ?? '';
+            if (/^\s*begin\b/i.test(text)) transactions += 1;
+            else if (!/^\s*(commit|rollback)\b/i.test(text)) statements += 1;
+            return (target.query as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        const value = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
   const handle = new Proxy(pool, {
     get(target, property, receiver) {
       if (property === 'query') return (...args: unknown[]) => ((statements += 1), (target.query as (...a: unknown[]) => unknown)(...args));
-      if (property === 'connect') return (...args: unknown[]) => ((connections += 1), (target.connect as (...a: unknown[]) => unknown)(...args));
+      if (property === 'connect') return async () => countedClient(await target.connect());
       return Reflect.get(target, property, receiver);
     },
   });
-  return { handle, statements: () => statements, connections: () => connections };
+  return { handle, statements: () => statements, connections: () => transactions };
 }
 
 function environment(handle: pg.Pool, definition: WorkflowDefinition<Record<string, never>>): StepEnvironment<Record<string, never>> {
@@ -93,7 +113,7 @@ test('a step that touches no table is finished in one statement: the read before
   await runStep(environment(counted.handle, pure), { workflowId, step: 'decide' }, noJob);
   assert.equal(runs, 1);
   assert.equal(counted.statements(), 2, 'the step context read and finish_step');
-  assert.equal(counted.connections(), 0, 'no connection checked out for a transaction');
+  assert.equal(counted.connections(), 0, 'no transaction');
   assert.deepEqual(await written(workflowId), {
     results: [{ step: 'decide', result: { decided: 'yes' } }],
     attempts: ['decide:succeeded'],
@@ -110,7 +130,7 @@ test('a step that touches no table is finished in one statement: the read before
   // the next step writes, so it runs in a transaction, and its write commits with its result
   const before = { statements: counted.statements(), connections: counted.connections() };
   await runStep(environment(counted.handle, pure), { workflowId, step: 'record' }, noJob);
-  assert.equal(counted.connections() - before.connections, 1, 'one connection for the transaction');
+  assert.equal(counted.connections() - before.connections, 1, 'one transaction');
   assert.deepEqual(await written(workflowId), {
     results: [
       { step: 'decide', result: { decided: 'yes' } },
