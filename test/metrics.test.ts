@@ -132,7 +132,7 @@ test('the worker serves /metrics: counters move with the work, gauges equal the 
   assert.equal(sample(after, 'ledgerbox_jobs_total', { task: 'metrics.flaky', outcome: 'completed' }), 1);
   assert.equal(sample(after, 'ledgerbox_job_retries_total', { task: 'metrics.flaky' }), 1);
   assert.equal(sample(after, 'ledgerbox_jobs_total', { task: 'metrics.doomed', outcome: 'failed' }), 1);
-  assert.equal(sample(after, 'ledgerbox_jobs_failed_permanently_total', { task: 'metrics.doomed' }), 1);
+  assert.equal(sample(after, 'ledgerbox_jobs_failed_permanently_total', { task: 'metrics.doomed', severity: 'warning' }), 1);
   // the job failed for good is still in the queue, as the gauge says
   const failedInQueue = await count(`select 1 from graphile_worker.jobs where task_identifier = 'metrics.doomed' and attempts >= max_attempts`);
   assert.equal(failedInQueue, 1);

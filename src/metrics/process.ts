@@ -1,4 +1,5 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { alertSeverity } from '../severities.js';
 
 /** What became of one delivery of a workflow step (runStep). */
 export type StepOutcomeLabel =
@@ -48,8 +49,8 @@ export function registerProcessMetrics(registry: Registry): StepRecorder & JobRe
   });
   const failedForGood = new Counter({
     name: 'ledgerbox_jobs_failed_permanently_total',
-    help: 'Jobs whose last attempt failed (attempts exhausted), by task: each also raised a critical job_failed alert.',
-    labelNames: ['task'],
+    help: 'Jobs whose last attempt failed (attempts exhausted), by task, with the severity of the job_failed alert each raised (warning: a host job carries no money).',
+    labelNames: ['task', 'severity'],
     registers: [registry],
   });
   const steps = new Counter({
@@ -74,7 +75,8 @@ export function registerProcessMetrics(registry: Registry): StepRecorder & JobRe
         retries.inc({ task });
       } else {
         jobs.inc({ task, outcome: 'failed' });
-        failedForGood.inc({ task });
+        // the severity the runner's job_failed alert carries, from the same table
+        failedForGood.inc({ task, severity: alertSeverity('job_failed') });
       }
     },
     step(kind, step, outcome, startedAt) {

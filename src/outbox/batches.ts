@@ -4,6 +4,7 @@ import { inTransaction, type DatabaseHandle } from '../db/handle.js';
 import { AlertInput } from '../alerts/alert-contracts.js';
 import { insertAlertRow } from '../alerts/alert-queries.js';
 import { wakeAlertDelivery } from '../alerts/deliver-task.js';
+import { alertSeverity } from '../severities.js';
 import { formatMinorUnits } from '../reconcile/report/format-money.js';
 import { finishBatch, lockFinishedBatches, selectBatchMovement, selectBatchWorkflows, type FinishedBatchRow } from './batch-queries.js';
 
@@ -22,7 +23,7 @@ export interface BatchSummary {
   jobs: number;
   /** Jobs that ran to the end (graphile-worker deleted them). */
   completed: number;
-  /** Jobs that failed for good (no attempts left); each also raised a critical `job_failed` alert. */
+  /** Jobs that failed for good (no attempts left); each also raised a `job_failed` alert (a warning: src/severities.ts). */
   failed: number;
   startedAt: Date;
   finishedAt: Date;
@@ -101,7 +102,7 @@ interface Summarised {
 function summaryAlert(summary: Summarised) {
   const { batch, movement, workflows } = summary;
   return {
-    severity: 'info',
+    severity: alertSeverity('batch_summary'),
     kind: 'batch_summary',
     message: summaryMessage(summary),
     details: {

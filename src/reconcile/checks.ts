@@ -10,6 +10,7 @@ import {
   type ExpectedBalanceRow,
 } from './reconcile-queries.js';
 import { statementLineFindings } from './statement-checks.js';
+import { findingSeverity } from '../severities.js';
 import type { Finding } from './types.js';
 
 /**
@@ -46,7 +47,7 @@ export async function balanceFindings(db: Session, input: BalanceCheckInput): Pr
     totals.set(balance.currency, (totals.get(balance.currency) ?? 0n) + balance.expected_posted);
     if (balance.actual_posted !== balance.expected_posted) {
       findings.push({
-        severity: 'critical',
+        severity: findingSeverity('balance_drift'),
         kind: 'balance_drift',
         subject: `balance_drift:${balance.key}`,
         account: balance.key,
@@ -63,7 +64,7 @@ export async function balanceFindings(db: Session, input: BalanceCheckInput): Pr
     ] as const) {
       if (actual !== expected) {
         findings.push({
-          severity: 'critical',
+          severity: findingSeverity('pending_drift'),
           kind: 'pending_drift',
           subject: `pending_drift:${side}:${balance.key}`,
           account: balance.key,
@@ -78,7 +79,7 @@ export async function balanceFindings(db: Session, input: BalanceCheckInput): Pr
     if (!balance.allow_negative && balance.expected_posted - balance.expected_pending_outgoing < 0n) {
       const available = balance.expected_posted - balance.expected_pending_outgoing;
       findings.push({
-        severity: 'critical',
+        severity: findingSeverity('forbidden_overdraft'),
         kind: 'forbidden_overdraft',
         subject: `forbidden_overdraft:${balance.key}`,
         account: balance.key,
@@ -92,7 +93,7 @@ export async function balanceFindings(db: Session, input: BalanceCheckInput): Pr
     if (balance.clearing && balance.expected_posted !== 0n) {
       const age_hours = Math.floor((input.asOf.getTime() - balance.updated_at.getTime()) / 3_600_000);
       findings.push({
-        severity: 'warning',
+        severity: findingSeverity('clearing_not_zero'),
         kind: 'clearing_not_zero',
         subject: `clearing_not_zero:${balance.key}`,
         account: balance.key,
@@ -108,7 +109,7 @@ export async function balanceFindings(db: Session, input: BalanceCheckInput): Pr
   for (const [currency, total] of totals) {
     if (total !== 0n) {
       findings.push({
-        severity: 'critical',
+        severity: findingSeverity('currency_not_zero'),
         kind: 'currency_not_zero',
         subject: `currency_not_zero:${currency}`,
         account: null,
@@ -127,7 +128,7 @@ export async function balanceFindings(db: Session, input: BalanceCheckInput): Pr
   const unbalanced = fingerprint % fingerprintPrime === 0n ? [] : await selectUnbalancedTransfers(db, input.previousSnapshot);
   for (const transfer of unbalanced) {
     findings.push({
-      severity: 'critical',
+      severity: findingSeverity('unbalanced_transfer'),
       kind: 'unbalanced_transfer',
       subject: `unbalanced_transfer:${transfer.transfer_id}:${transfer.currency}`,
       account: null,
@@ -147,10 +148,11 @@ export async function otherFindings(db: Session, input: OtherCheckInput): Promis
   const findings: Finding[] = [];
   for (const workflow of await selectFailedWorkflows(db, input.compensatedSince)) {
     const compensated = workflow.status === 'compensated';
+    const kind = compensated ? 'failed_and_compensated' : 'failed_not_compensated';
     findings.push({
-      severity: compensated ? 'warning' : 'critical',
-      kind: compensated ? 'failed_and_compensated' : 'failed_not_compensated',
-      subject: `${compensated ? 'failed_and_compensated' : 'failed_not_compensated'}:${workflow.workflow_id}`,
+      severity: findingSeverity(kind),
+      kind,
+      subject: `${kind}:${workflow.workflow_id}`,
       account: workflow.source_account,
       currency: workflow.currency,
       expected: null,
@@ -162,7 +164,7 @@ export async function otherFindings(db: Session, input: OtherCheckInput): Promis
 
   for (const hold of await selectLimbo(db, input.limboSla_ms)) {
     findings.push({
-      severity: 'warning',
+      severity: findingSeverity('money_in_limbo'),
       kind: 'money_in_limbo',
       subject: `money_in_limbo:${hold.hold_id}`,
       account: hold.from_account,
@@ -176,7 +178,7 @@ export async function otherFindings(db: Session, input: OtherCheckInput): Promis
 
   for (const workflow of await selectStuck(db, input.stuckAfter_ms)) {
     findings.push({
-      severity: 'warning',
+      severity: findingSeverity('stuck_workflow'),
       kind: 'stuck_workflow',
       subject: `stuck_workflow:${workflow.workflow_id}`,
       account: null,
@@ -190,7 +192,7 @@ export async function otherFindings(db: Session, input: OtherCheckInput): Promis
 
   for (const job of await selectPermanentlyFailedJobs(db)) {
     findings.push({
-      severity: 'warning',
+      severity: findingSeverity('failed_job'),
       kind: 'failed_job',
       subject: `failed_job:${job.job_id}`,
       account: null,
@@ -207,9 +209,10 @@ export async function otherFindings(db: Session, input: OtherCheckInput): Promis
     const difference = ledger - statement.statement_balance;
     if (difference === 0n) continue;
     const beyond = (difference < 0n ? -difference : difference) > BigInt(input.statementTolerance);
+    const kind = beyond ? 'statement_difference' : 'statement_difference_within_tolerance';
     findings.push({
-      severity: beyond ? 'critical' : 'warning',
-      kind: beyond ? 'statement_difference' : 'statement_difference_within_tolerance',
+      severity: findingSeverity(kind),
+      kind,
       subject: `statement:${statement.account}`,
       account: statement.account,
       currency: statement.currency,

@@ -3,6 +3,7 @@ import { object, string } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { readRow } from '../db/rows.js';
 import { wakeAlertDelivery } from '../alerts/deliver-task.js';
+import { alertSeverity } from '../severities.js';
 import type { Finding, MoneyMovement } from './types.js';
 import type { ExpectedBalanceRow } from './reconcile-queries.js';
 
@@ -86,8 +87,15 @@ export async function insertFindingAlerts(db: Session, runId: string, findings: 
   if (findings.length === 0) return;
   await db.query(sql`
     insert into ledgerbox.alerts (severity, kind, message, details, dedupe_key)
-    select f.severity, 'reconciliation_' || f.kind, f.detail, jsonb_build_object('run', ${runId}::text, 'subject', f.subject), 'reconciliation:' || f.subject
-    from json_to_recordset(${JSON.stringify(findings.map((f) => ({ severity: f.severity, kind: f.kind, detail: f.detail, subject: f.subject })))}::json)
+    select f.severity, f.kind, f.detail, jsonb_build_object('run', ${runId}::text, 'subject', f.subject), 'reconciliation:' || f.subject
+    from json_to_recordset(${JSON.stringify(
+      findings.map((f) => {
+        const kind = `reconciliation_${f.kind}`;
+        // the table's severity for the alert kind (a statement kind's by the side of the
+        // tolerance its finding is on): the same as the finding's, from the same table
+        return { severity: alertSeverity(kind, f.severity === 'critical'), kind, detail: f.detail, subject: f.subject };
+      }),
+    )}::json)
       as f(severity text, kind text, detail text, subject text)`);
   // delivered within moments, not at the next minute's tick
   await wakeAlertDelivery(db);

@@ -1,5 +1,6 @@
 import type { Session } from '../db/handle.js';
 import { selectInconsistentStatementSteps, selectStatementMismatches, type StatementMatchRow } from './statement-queries.js';
+import { findingSeverity } from '../severities.js';
 import type { Finding } from './types.js';
 
 /**
@@ -11,14 +12,14 @@ import type { Finding } from './types.js';
  */
 export async function statementLineFindings(db: Session, input: { asOf: Date; statementTolerance: number }): Promise<Finding[]> {
   const tolerance = BigInt(input.statementTolerance);
-  const severity = (difference: bigint): Finding['severity'] => ((difference < 0n ? -difference : difference) > tolerance ? 'critical' : 'warning');
+  const severity = (kind: Finding['kind'], difference: bigint): Finding['severity'] => findingSeverity(kind, (difference < 0n ? -difference : difference) > tolerance);
   const findings: Finding[] = [];
 
   for (const step of await selectInconsistentStatementSteps(db, input.asOf)) {
     const computed = step.opening_balance + step.lines_total;
     const difference = computed - step.closing_balance;
     findings.push({
-      severity: severity(difference),
+      severity: severity('statement_lines_inconsistent', difference),
       kind: 'statement_lines_inconsistent',
       subject: `statement_lines_inconsistent:${step.account}:${step.closing_at.toISOString()}`,
       account: step.account,
@@ -37,13 +38,13 @@ export async function statementLineFindings(db: Session, input: { asOf: Date; st
   return findings;
 }
 
-function mismatchFinding(row: StatementMatchRow, severity: (difference: bigint) => Finding['severity']): Finding {
+function mismatchFinding(row: StatementMatchRow, severity: (kind: Finding['kind'], difference: bigint) => Finding['severity']): Finding {
   const where = `${row.source} (statement ${row.statement_id})`;
   const at = row.at.toISOString();
   if (row.kind === 'movement_not_on_statement') {
     const moved = row.ledger_amount!;
     return {
-      severity: severity(moved),
+      severity: severity('ledger_movement_not_on_statement', moved),
       kind: 'ledger_movement_not_on_statement',
       subject: `ledger_movement_not_on_statement:${row.account}:${row.reference}`,
       account: row.account,
@@ -59,7 +60,7 @@ function mismatchFinding(row: StatementMatchRow, severity: (difference: bigint) 
   if (row.kind === 'line_differs') {
     const ledger = row.ledger_amount!;
     return {
-      severity: severity(ledger - amount),
+      severity: severity('statement_line_differs', ledger - amount),
       kind: 'statement_line_differs',
       subject: `statement_line_differs:${row.account}:${row.reference}`,
       account: row.account,
@@ -71,7 +72,7 @@ function mismatchFinding(row: StatementMatchRow, severity: (difference: bigint) 
     };
   }
   return {
-    severity: severity(amount),
+    severity: severity('statement_line_not_in_ledger', amount),
     kind: 'statement_line_not_in_ledger',
     // a line without a reference is known by its moment and amount, which a re-import keeps
     subject: `statement_line_not_in_ledger:${row.account}:${row.reference ?? `${at}:${amount}:${row.line}`}`,

@@ -27,6 +27,7 @@ import type { ExchangeProviders } from '../workflows/exchange/providers.js';
 import { runStep, type RetryPolicy } from '../workflows/run-step.js';
 import { stepTask } from '../workflows/step-job.js';
 import { insertAlert } from '../workflows/workflow-queries.js';
+import { alertSeverity } from '../severities.js';
 import { contractChecked, type HostTask, type LastFailure } from './task-handlers.js';
 import { forgetWorkers, heartbeat, unlockStaleWorkers } from './worker-queries.js';
 
@@ -252,7 +253,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const raiseAlert = async (failure: LastFailure) => {
     await inTransaction(pool, async (db) => {
       await insertAlert(db, {
-        severity: 'critical',
+        // a warning: a host job carries no money (src/severities.ts)
+        severity: alertSeverity('job_failed'),
         kind: 'job_failed',
         workflowId: null,
         message: `Job ${failure.jobId} (${failure.task}) failed for good after ${failure.attempts} attempts: ${failure.error instanceof Error ? failure.error.message : String(failure.error)}`,

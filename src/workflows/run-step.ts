@@ -7,6 +7,7 @@ import { jobSpecsJson } from '../outbox/outbox-queries.js';
 import { enqueueStep, stepJobSpec } from './step-job.js';
 import { activeSpan, recordActiveSpanError, withSpan } from '../tracing/tracer.js';
 import type { StepOutcomeLabel, StepRecorder } from '../metrics/process.js';
+import { alertSeverity } from '../severities.js';
 import {
   finishStep,
   insertAlert,
@@ -180,7 +181,7 @@ async function runStepInSpan<Providers>(
       } else {
         // a declining step's result is recorded like any other, on its attempt
         await recordAttempt(db, payload, maxAttempts, job, 'succeeded', null, startedAt, outcome.result);
-        await failWorkflow(db, locked, payload.step, outcome.fail, 'warning', 0);
+        await failWorkflow(db, locked, payload.step, outcome.fail, 'workflow_declined', 0);
         committed = 'declined';
       }
     });
@@ -391,7 +392,7 @@ async function recordFailure<Providers>(
     if (payload.step === compensationStep) {
       await updateWorkflow(db, workflow.id, { status: 'compensation_failed', currentStep: payload.step });
       await insertAlert(db, {
-        severity: 'critical',
+        severity: alertSeverity('compensation_failed'),
         kind: 'compensation_failed',
         workflowId: workflow.id,
         message: `Compensation of ${workflow.kind} ${workflow.key} failed for good: money may be held or moved without its workflow. ${reason}`,
@@ -402,7 +403,7 @@ async function recordFailure<Providers>(
     if (step.compensateWhenExhausted === false) {
       await updateWorkflow(db, workflow.id, { status: 'failed', currentStep: payload.step, failedStep: payload.step, failureReason: reason });
       await insertAlert(db, {
-        severity: 'critical',
+        severity: alertSeverity('workflow_failed'),
         kind: 'workflow_failed',
         workflowId: workflow.id,
         message: `${workflow.kind} ${workflow.key} failed at ${payload.step}, after its money moved: not compensated. Fix the cause and resume it. ${reason}`,
@@ -410,7 +411,7 @@ async function recordFailure<Providers>(
       });
       return;
     }
-    await failWorkflow(db, locked, payload.step, reason, 'critical', environment.compensationDelay_ms);
+    await failWorkflow(db, locked, payload.step, reason, 'workflow_failed', environment.compensationDelay_ms);
   });
 }
 
@@ -420,14 +421,14 @@ async function failWorkflow(
   workflow: WorkflowRow,
   step: string,
   reason: string,
-  severity: 'critical' | 'warning',
+  kind: 'workflow_failed' | 'workflow_declined',
   compensationDelay_ms: number,
 ): Promise<void> {
   await updateWorkflow(db, workflow.id, { status: 'failed', currentStep: compensationStep, failedStep: step, failureReason: reason });
   await enqueueStep(db, workflow.id, compensationStep, compensationDelay_ms > 0 ? new Date(Date.now() + compensationDelay_ms) : null);
   await insertAlert(db, {
-    severity,
-    kind: severity === 'critical' ? 'workflow_failed' : 'workflow_declined',
+    severity: alertSeverity(kind),
+    kind,
     workflowId: workflow.id,
     message: `${workflow.kind} ${workflow.key} failed at ${step}: ${reason}. Compensation is enqueued.`,
     details: { step, subject: workflow.subject },

@@ -3,12 +3,13 @@ import { actionForm, badge, link, pager, table, type Page, type PageContext } fr
 import { formatTime } from '../format.js';
 import { selectAlerts, selectInvestigations, selectOperatorActions } from '../console-queries.js';
 import { idOrUndefined } from './params.js';
+import { severities } from '../../severities.js';
 
 const alerts_per_page = 50;
 
 export async function alertsPage(context: PageContext): Promise<Page> {
   const params = context.url.searchParams;
-  const severity = ['critical', 'warning', 'info'].find((value) => value === params.get('severity'));
+  const severity = severities.find((value) => value === params.get('severity'));
   const before = idOrUndefined(params.get('before'));
   const [investigations, alerts, actions] = await Promise.all([
     before === undefined ? selectInvestigations(context.db, { open: 100, closed: 10 }) : Promise.resolve([]),
@@ -34,7 +35,7 @@ ${table(
   { empty: 'None closed yet.' },
 )}`}
 <h2>Alerts${severity === undefined ? '' : `: ${severity}`}</h2>
-<p>${['critical', 'warning', 'info'].map((value) => html`${link(context, `/alerts?severity=${value}`, value)} · `)}${link(context, '/alerts', 'all')}</p>
+<p>${severities.map((value) => html`${link(context, `/alerts?severity=${value}`, value)} · `)}${link(context, '/alerts', 'all')}</p>
 ${table(
   ['id', 'severity', 'kind', 'message', 'delivered', 'at'],
   alerts.map((alert) => [

@@ -1,6 +1,7 @@
 import { html } from '../html.js';
 import { actionForm, badge, link, longText, table, type Page, type PageContext } from '../layout.js';
 import { formatAge, formatAmount, formatTime } from '../format.js';
+import { alertSeverity } from '../../severities.js';
 import { selectFailedJobs, selectMoneyInLimbo, selectStuckWorkflows } from '../../operations/operations-queries.js';
 
 /** The same reads as `ledgerbox jobs failed`, `workflows stuck` and `holds limbo`, with their money. */
@@ -15,11 +16,13 @@ export async function failedJobsPage(context: PageContext): Promise<Page> {
 <p class="muted">Jobs whose last attempt failed: <strong>failed</strong> ones have no attempt left, <strong>retrying</strong> ones will run again. Newest first${rows.length === failed_jobs_max ? `, the first ${failed_jobs_max}` : ''}.</p>
 <form method="get" action="${context.base}/failed-jobs" class="action"><label>task <input name="task" value="${task ?? ''}"></label><button type="submit">Filter</button></form>
 ${table(
-  ['job', 'task', 'state', 'attempts', 'workflow', 'money', 'error', 'failed at', ''],
+  ['job', 'task', 'state', 'severity', 'attempts', 'workflow', 'money', 'error', 'failed at', ''],
   rows.map((row) => [
     row.job_id,
     row.task,
     badge(row.state),
+    // the severity of the job_failed alert it raised, from the same table (src/severities.ts)
+    row.state === 'failed' ? badge(alertSeverity('job_failed')) : '',
     `${row.attempts}/${row.max_attempts}`,
     row.workflow_id === null ? '' : html`${link(context, `/workflows/${row.workflow_id}`, row.workflow_id.slice(0, 8))} ${row.step ?? ''} ${row.workflow_status === null ? '' : badge(row.workflow_status)}`,
     row.amount === null ? '' : `${money(row.amount, row.currency)} ${row.source_account ?? ''} → ${row.target_account ?? ''}`,
