@@ -1,5 +1,5 @@
 import { sql, type SQLQuery } from '@databases/pg';
-import { assert, bigint, boolean, coerce, date, nullable, number, object, pattern, string, type Infer } from 'superstruct';
+import { array, assert, bigint, boolean, coerce, date, nullable, number, object, pattern, string, type Infer } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { Int8Text, TimestampText, readRow } from '../db/rows.js';
 
@@ -348,13 +348,30 @@ export async function selectStatementComparisons(db: Session, asOf: Date): Promi
   return rows.map((row) => readRow(StatementRow, row, 'statement comparison'));
 }
 
-export const TrendRow = object({ id: string(), as_of: TimestampText, status: string(), critical: number(), warning: number() });
+export const TrendRow = object({
+  id: string(),
+  as_of: TimestampText,
+  status: string(),
+  critical: number(),
+  warning: number(),
+  money_at_risk: array(object({ currency: string(), amount: WholeNumberText })),
+});
 
+/**
+ * Earlier runs, newest first, with their counts by severity and their money at risk per
+ * currency: the rule of run.ts atRisk (|difference| of critical findings and of money in limbo),
+ * summed here on the stored findings so a run of many findings costs one aggregate, not rows.
+ */
 export async function selectTrend(db: Session, beforeRunId: string, limit: number): Promise<Infer<typeof TrendRow>[]> {
   const rows = await db.query(sql`
     select r.id::text as id, ${iso('r.as_of')} as as_of, r.status,
       (select count(*)::int from ledgerbox.reconciliation_findings f where f.run_id = r.id and f.severity = 'critical') as critical,
-      (select count(*)::int from ledgerbox.reconciliation_findings f where f.run_id = r.id and f.severity = 'warning') as warning
+      (select count(*)::int from ledgerbox.reconciliation_findings f where f.run_id = r.id and f.severity = 'warning') as warning,
+      (select coalesce(json_agg(json_build_object('currency', currency, 'amount', amount::text) order by currency collate "C"), '[]')
+       from (select f.currency, sum(abs(f.difference)) as amount from ledgerbox.reconciliation_findings f
+             where f.run_id = r.id and f.currency is not null and f.difference is not null
+               and (f.severity = 'critical' or f.kind = 'money_in_limbo')
+             group by f.currency) risk) as money_at_risk
     from ledgerbox.reconciliation_runs r
     where r.id < ${beforeRunId}::bigint and r.status in ('clean', 'warnings', 'critical')
     order by r.id desc limit ${limit}`);

@@ -111,7 +111,14 @@ async function runReconciliation(
         moneyAtRisk,
         movement: read.movement,
         workflows: read.workflows,
-        trend: trend.map((row) => ({ runId: row.id, asOf: row.as_of, status: row.status, critical: row.critical, warning: row.warning })),
+        trend: trend.map((row) => ({
+          runId: row.id,
+          asOf: row.as_of,
+          status: row.status,
+          critical: row.critical,
+          warning: row.warning,
+          moneyAtRisk: row.money_at_risk,
+        })),
       } satisfies ReconciliationReport;
     });
     logger.info({ runId, status: report.status, findings: report.findings.length, entriesChecked: report.entriesChecked }, headlineOf(report.status, report.findings, report.moneyAtRisk));
