@@ -90,6 +90,16 @@ export function alertSeverity(kind: string, beyondTolerance?: boolean): Severity
   return resolve(fact, beyondTolerance);
 }
 
+/**
+ * The severities an alert of this kind may have, when ledgerbox writes that kind itself (both
+ * sides of the tolerance for a statement kind); undefined for a kind of the host's own.
+ */
+export function builtInAlertSeverities(kind: string): readonly (Severity | 'info')[] | undefined {
+  const fact = byAlert.get(kind);
+  if (fact === undefined) return undefined;
+  return fact.severity === 'tolerance' ? ['critical', 'warning'] : [fact.severity];
+}
+
 /** The severity of a fact by its name in the table. */
 export function factSeverity(name: FactName, beyondTolerance?: boolean): Severity | 'info' {
   return resolve(facts[name], beyondTolerance);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { object, string } from 'superstruct';
-import { createConsoleHandler, defineTask, enqueue, reconcile, startWorker } from '../src/index.ts';
+import { createConsoleHandler, defineTask, enqueue, reconcile, recordAlert, startWorker } from '../src/index.ts';
 import { renderReport } from '../src/reconcile/report/index.ts';
 import { findingKinds } from '../src/reconcile/report/report-contract.ts';
 import { alertKindsInTable, alertSeverity, facts, factSeverity, findingKindsInTable, findingSeverity } from '../src/severities.ts';
@@ -182,4 +182,20 @@ test('the table covers every finding kind and every alert kind any code path wri
   assert.equal(new Set(findingsSeen).size, findingsSeen.length);
   const alertsSeen = Object.values(facts).flatMap((fact) => [...fact.alerts]);
   assert.equal(new Set(alertsSeen).size, alertsSeen.length);
+});
+
+test('recordAlert keeps a built-in kind at its one severity: another is refused with invalid_input, and nothing is written', async () => {
+  const before = (await db.pool.query(`select count(*)::int as n from ledgerbox.alerts`)).rows[0].n;
+  await assert.rejects(recordAlert(db.pool, { severity: 'critical', kind: 'job_failed', message: 'a host job failed' }), {
+    code: 'invalid_input',
+    message: /alert\.severity.*job_failed alert to be warning/,
+  });
+  await assert.rejects(recordAlert(db.pool, { severity: 'warning', kind: 'reconciliation_balance_drift', message: 'drift' }), { code: 'invalid_input' });
+  assert.equal((await db.pool.query(`select count(*)::int as n from ledgerbox.alerts`)).rows[0].n, before);
+  // the table's severity, or either side of the tolerance for a statement kind, is accepted; a host's own kind takes any
+  await recordAlert(db.pool, { severity: 'warning', kind: 'job_failed', message: 'a host job failed' });
+  await recordAlert(db.pool, { severity: 'warning', kind: 'reconciliation_statement_line_differs', message: 'within the tolerance' });
+  await recordAlert(db.pool, { severity: 'critical', kind: 'reconciliation_statement_line_differs', message: 'beyond the tolerance' });
+  await recordAlert(db.pool, { severity: 'critical', kind: 'payout_unsettled', message: 'a host alert' });
+  assert.equal((await db.pool.query(`select count(*)::int as n from ledgerbox.alerts`)).rows[0].n, before + 4);
 });

@@ -1,6 +1,7 @@
 import { validate } from '../contracts.js';
 import { inTransaction, type DatabaseHandle } from '../db/handle.js';
-import { LedgerboxError } from '../errors.js';
+import { InvalidInputError, LedgerboxError } from '../errors.js';
+import { builtInAlertSeverities } from '../severities.js';
 import { AlertInput } from './alert-contracts.js';
 import { insertAlertRow } from './alert-queries.js';
 import { wakeAlertDelivery } from './deliver-task.js';
@@ -30,6 +31,16 @@ export interface AlertToRecord {
  */
 export async function recordAlert(db: DatabaseHandle, input: AlertToRecord): Promise<RecordedAlert> {
   const alert = validate(AlertInput, input, 'alert');
+  // a kind ledgerbox raises itself keeps its one severity (docs/severities.md): a host that
+  // records one too must not page on-call for what ledgerbox calls a warning, or the reverse
+  const allowed = builtInAlertSeverities(alert.kind);
+  if (allowed !== undefined && !allowed.includes(alert.severity)) {
+    throw new InvalidInputError(
+      `Expected \`alert.severity\` of a ${alert.kind} alert to be ${allowed.join(' or ')} (one severity per fact: docs/severities.md), got ${alert.severity}`,
+      ['alert', 'severity'],
+      alert.severity,
+    );
+  }
   return inTransaction(db, async (db) => {
     const recorded = await insertAlertRow(db, {
       severity: alert.severity,
