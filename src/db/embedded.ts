@@ -331,12 +331,13 @@ export async function startEmbeddedPostgres(
   const running = await runningServer(dataDirectory);
   if (running) return reuse(running.port);
 
+  // The package first: without it nothing else here matters, and its error says what to do.
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres();
+  await hydrateBinarySymlinks();
+
   if (isRoot && !everyAncestorTraversable(dataDirectory)) {
     throw permissionDenied(dataDirectory, undefined, path.dirname(dataDirectory));
   }
-
-  const EmbeddedPostgresServer = await loadEmbeddedPostgres();
-  await hydrateBinarySymlinks();
 
   const recentOutput: string[] = [];
   const onOutput = (chunk: unknown) => {
