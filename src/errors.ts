@@ -42,6 +42,10 @@ export const errorCodes = [
   'database_not_found',
   'database_too_many_connections',
   'schema_not_migrated',
+  // the embedded PostgreSQL (docs/embedded-postgres.md)
+  'embedded_postgres_missing',
+  'embedded_postgres_permission_denied',
+  'embedded_postgres_data_directory_in_use',
   // workflows
   'workflow_not_found',
   'unknown_step',
