@@ -1,3 +1,4 @@
+import { insertAlertRows } from '../alerts/alert-queries.js';
 import { sql } from '@databases/pg';
 import { object, string } from 'superstruct';
 import type { Session } from '../db/handle.js';
@@ -84,11 +85,17 @@ export async function saveCheckpoints(db: Session, runId: string, balances: read
 /** One alert per new finding; the alert router sends it by severity and keeps duplicates quiet. */
 export async function insertFindingAlerts(db: Session, runId: string, findings: readonly Finding[]): Promise<void> {
   if (findings.length === 0) return;
-  await db.query(sql`
-    insert into ledgerbox.alerts (severity, kind, message, details, dedupe_key)
-    select f.severity, 'reconciliation_' || f.kind, f.detail, jsonb_build_object('run', ${runId}::text, 'subject', f.subject), 'reconciliation:' || f.subject
-    from json_to_recordset(${JSON.stringify(findings.map((f) => ({ severity: f.severity, kind: f.kind, detail: f.detail, subject: f.subject })))}::json)
-      as f(severity text, kind text, detail text, subject text)`);
+  await insertAlertRows(
+    db,
+    findings.map((f) => ({
+      severity: f.severity,
+      kind: `reconciliation_${f.kind}`,
+      workflowId: null,
+      message: f.detail,
+      details: { run: runId, subject: f.subject },
+      dedupeKey: `reconciliation:${f.subject}`,
+    })),
+  );
   // delivered within moments, not at the next minute's tick
   await wakeAlertDelivery(db);
 }
