@@ -12,10 +12,10 @@ export type { Account, Balance, Transfer, TransferLeg, TransferKind } from './le
 
 export { minorUnits, type MoneyInput, type CurrencyDefinition } from './money/money.js';
 
-export { defineTask, type TaskDefinition } from './outbox/tasks.js';
+export { defineTask, type TaskDefinition } from './jobs/tasks.js';
 export { enqueue, enqueueMany, type EnqueueOptions, type EnqueuedJob } from './outbox/enqueue.js';
 export { fanOut, type FanOutOptions, type FanOutResult } from './outbox/fan-out.js';
-export { summariseBatches, type BatchSummary, type SummariseBatchesOptions } from './outbox/batches.js';
+export { summariseBatches, type BatchSummary, type SummariseBatchesOptions } from './batches/summarise.js';
 
 export { startWorker, type WorkerOptions, type RunningWorker } from './worker/runner.js';
 export { resumeWorkflow, cancelWorkflow, retryJob, retryTaskJobs, type ResumedWorkflow } from './operations/recovery.js';

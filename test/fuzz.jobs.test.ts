@@ -32,7 +32,7 @@ import {
 } from '../src/index.ts';
 import { FakeComplianceProvider, FakeFxRateProvider } from '../src/testing/index.ts';
 import { deliverAlertsTask } from '../src/alerts/deliver-task.ts';
-import { checkPayload } from '../src/outbox/tasks.ts';
+import { checkPayload } from '../src/jobs/tasks.ts';
 import { reconcileTask, sendReportTask } from '../src/reconcile/tasks.ts';
 import { expireHoldsTask } from '../src/worker/runner.ts';
 import { exchangeSettled, exchangeWorkflowFor } from '../src/workflows/exchange/exchange.ts';

@@ -32,16 +32,49 @@ const AlertRow = object({
   created_at: TimestampText,
 });
 
-export async function insertAlertRow(
-  db: Session,
-  alert: { severity: AlertSeverity; kind: string; workflowId: string | null; message: string; details: Record<string, unknown>; dedupeKey: string | null },
-): Promise<{ id: string; dedupeKey: string }> {
-  const [row] = await db.query(sql`
+export interface AlertRowInput {
+  severity: AlertSeverity;
+  kind: string;
+  workflowId: string | null;
+  message: string;
+  details: Record<string, unknown>;
+  dedupeKey: string | null;
+}
+
+/**
+ * The one writer of ledgerbox.alerts rows from TypeScript (workflows, the worker, reconciliation
+ * and batch summaries all come here), so a new column or rule of the table has one place to go.
+ * One statement for any number of alerts; ids come back in the order given.
+ */
+export async function insertAlertRows(db: Session, alerts: readonly AlertRowInput[]): Promise<{ id: string; dedupeKey: string }[]> {
+  if (alerts.length === 0) return [];
+  const rows = await db.query(sql`
     insert into ledgerbox.alerts as a (severity, kind, workflow_id, message, details, dedupe_key)
-    values (${alert.severity}, ${alert.kind}, ${alert.workflowId}::uuid, ${alert.message}, ${JSON.stringify(alert.details)}::jsonb, ${alert.dedupeKey})
+    select r.severity, r.kind, r.workflow_id::uuid, r.message, r.details, r.dedupe_key
+    from rows from (jsonb_to_recordset(${JSON.stringify(
+      alerts.map((alert) => ({
+        severity: alert.severity,
+        kind: alert.kind,
+        workflow_id: alert.workflowId,
+        message: alert.message,
+        details: alert.details,
+        dedupe_key: alert.dedupeKey,
+      })),
+    )}::jsonb) as (severity text, kind text, workflow_id text, message text, details jsonb, dedupe_key text))
+      with ordinality as r(severity, kind, workflow_id, message, details, dedupe_key, n)
+    order by r.n
     returning a.id::text as id, ${dedupeKeyOf('a')} as dedupe_key`);
-  const inserted = readRow(object({ id: IdText, dedupe_key: string() }), row, 'alert');
-  return { id: inserted.id, dedupeKey: inserted.dedupe_key };
+  // identity ids are drawn in insertion order, which follows the select's order
+  return rows
+    .map((row) => readRow(object({ id: IdText, dedupe_key: string() }), row, 'alert'))
+    .sort((x, y) => (BigInt(x.id) < BigInt(y.id) ? -1 : 1))
+    .map((row) => ({ id: row.id, dedupeKey: row.dedupe_key }));
+}
+
+export async function insertAlertRow(db: Session, alert: AlertRowInput): Promise<{ id: string; dedupeKey: string }> {
+  const [inserted] = await insertAlertRows(db, [alert]);
+  if (inserted === undefined) throw new Error('Expected the inserted alert back');
+  return inserted;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { object, optional } from 'superstruct';
 import type { Session } from '../db/handle.js';
-import { addJobs } from '../outbox/outbox-queries.js';
-import { defineTask } from '../outbox/tasks.js';
+import { addJobs } from '../jobs/graphile-boundary.js';
+import { defineTask } from '../jobs/tasks.js';
 
 /** Delivers alerts: every minute on the worker's schedule, and soon after an alert is recorded. */
 export const deliverAlertsTask = defineTask('ledgerbox:deliver_alerts', object({ _cron: optional(object()) }), { maxAttempts: 5 });

@@ -2,7 +2,7 @@ import Table from 'cli-table3';
 import type pg from 'pg';
 import { number, object, string } from 'superstruct';
 import { readRow } from '../db/rows.js';
-import { formatMinorUnits } from '../reconcile/report/format-money.js';
+import { formatMinorUnits } from '../money/format.js';
 
 /**
  * How the operations commands print: human tables (no colours, so they survive pipes and

@@ -1,5 +1,5 @@
 import { dinero, toDecimal } from 'dinero.js/bigint';
-import { formatMinorUnits, groupThousands } from '../reconcile/report/format-money.js';
+import { formatMinorUnits, groupThousands } from '../money/format.js';
 
 /** The ledger's own exponent per currency code (ledgerbox.currencies), read once per page. */
 export type Exponents = ReadonlyMap<string, number>;

@@ -1,6 +1,5 @@
 import { object, string } from 'superstruct';
 import { LedgerboxError, describeValue } from '../errors.js';
-import type { TransferRow } from './ledger-queries.js';
 
 /**
  * Causality of effective dates: a hold's post or void is never effective before the hold, a
@@ -14,8 +13,14 @@ import type { TransferRow } from './ledger-queries.js';
 /** The name the database's refusal carries (SQLSTATE 23514). @internal */
 export const effectiveCausalityConstraint = 'effective_not_before_original';
 
+/**
+ * The fields of a transfer row this check reads: a structural type, so this module needs nothing
+ * from ledger-queries.ts (which imports it) and the two form no import cycle.
+ */
+type OriginalTransfer = { id: string; kind: string; effective_at: Date };
+
 /** Refuses an explicit `effectiveAt` earlier than the hold or transfer it resolves or reverses. @internal */
-export function assertEffectiveNotBefore(effectiveAt: Date | undefined, original: TransferRow, action: 'post' | 'reversal'): void {
+export function assertEffectiveNotBefore(effectiveAt: Date | undefined, original: OriginalTransfer, action: 'post' | 'reversal'): void {
   if (effectiveAt === undefined || effectiveAt.getTime() >= original.effective_at.getTime()) return;
   const what = action === 'reversal' ? `reverse transfer ${original.id}` : `post hold ${original.id}`;
   throw new LedgerboxError(

@@ -2,7 +2,7 @@ import { sql } from '@databases/pg';
 import { array, boolean, number, object, string, nullable, record, union, unknown, type Infer } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { CaughtDatabaseError, Int8Text, TimestampText, readRow, rebuiltDatabaseError } from '../db/rows.js';
-import { jobSpecsJson, type JobSpec } from '../outbox/outbox-queries.js';
+import { jobSpecsJson, type JobSpec } from '../jobs/graphile-boundary.js';
 import { fromDatabaseRefusal } from './effective-dates.js';
 
 /** One statement per function, `db` first. Bigints travel as text in both directions. */

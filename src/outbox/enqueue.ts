@@ -3,8 +3,8 @@ import { StorableText, Timestamp, validate } from '../contracts.js';
 import { inOneStatement, type DatabaseHandle } from '../db/handle.js';
 import { InvalidInputError, LedgerboxError, describeValue } from '../errors.js';
 import { limits } from '../limits.js';
-import { tryAddJobs, type JobSpec } from './outbox-queries.js';
-import { JobDefaults, checkPayload, isTaskDefinition, type TaskDefinition } from './tasks.js';
+import { tryAddJobs, type JobSpec } from '../jobs/graphile-boundary.js';
+import { JobDefaults, checkPayload, isTaskDefinition, type TaskDefinition } from '../jobs/tasks.js';
 import { withSpan, withTraceparent } from '../tracing/tracer.js';
 
 export interface EnqueueOptions {

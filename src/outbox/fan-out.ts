@@ -5,8 +5,8 @@ import { InvalidInputError, LedgerboxError, describeValue } from '../errors.js';
 import { limits } from '../limits.js';
 import { toJobSpec } from './enqueue.js';
 import { insertBatchRun } from './batch-queries.js';
-import { addJobs, type JobSpec } from './outbox-queries.js';
-import { JobDefaults, checkPayload, isTaskDefinition, type TaskDefinition } from './tasks.js';
+import { addJobs, type JobSpec } from '../jobs/graphile-boundary.js';
+import { JobDefaults, checkPayload, isTaskDefinition, type TaskDefinition } from '../jobs/tasks.js';
 
 export interface FanOutOptions {
   /**

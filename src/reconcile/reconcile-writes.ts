@@ -1,3 +1,4 @@
+import { insertAlertRows } from '../alerts/alert-queries.js';
 import { sql } from '@databases/pg';
 import { object, string } from 'superstruct';
 import type { Session } from '../db/handle.js';
@@ -85,18 +86,22 @@ export async function saveCheckpoints(db: Session, runId: string, balances: read
 /** One alert per new finding; the alert router sends it by severity and keeps duplicates quiet. */
 export async function insertFindingAlerts(db: Session, runId: string, findings: readonly Finding[]): Promise<void> {
   if (findings.length === 0) return;
-  await db.query(sql`
-    insert into ledgerbox.alerts (severity, kind, message, details, dedupe_key)
-    select f.severity, f.kind, f.detail, jsonb_build_object('run', ${runId}::text, 'subject', f.subject), 'reconciliation:' || f.subject
-    from json_to_recordset(${JSON.stringify(
-      findings.map((f) => {
-        const kind = `reconciliation_${f.kind}`;
-        // the table's severity for the alert kind (a statement kind's by the side of the
-        // tolerance its finding is on): the same as the finding's, from the same table
-        return { severity: alertSeverity(kind, f.severity === 'critical'), kind, detail: f.detail, subject: f.subject };
-      }),
-    )}::json)
-      as f(severity text, kind text, detail text, subject text)`);
+  await insertAlertRows(
+    db,
+    findings.map((f) => {
+      const kind = `reconciliation_${f.kind}`;
+      // the table's severity for the alert kind (a statement kind's by the side of the
+      // tolerance its finding is on): the same as the finding's, from the same table
+      return {
+        severity: alertSeverity(kind, f.severity === 'critical'),
+        kind,
+        workflowId: null,
+        message: f.detail,
+        details: { run: runId, subject: f.subject },
+        dedupeKey: `reconciliation:${f.subject}`,
+      };
+    }),
+  );
   // delivered within moments, not at the next minute's tick
   await wakeAlertDelivery(db);
 }

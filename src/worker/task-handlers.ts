@@ -3,7 +3,7 @@ import type { JobHelpers, Task } from 'graphile-worker';
 import { inTransaction } from '../db/handle.js';
 import type { Logger } from '../logger.js';
 import { completeJobInTransaction } from '../workflows/workflow-queries.js';
-import { checkPayload, type TaskDefinition } from '../outbox/tasks.js';
+import { checkPayload, type TaskDefinition } from '../jobs/tasks.js';
 import { JobTakenOver } from '../workflows/run-step.js';
 import { declaresTraceparent, takeTraceparent, withRemoteParent, withSpan } from '../tracing/tracer.js';
 

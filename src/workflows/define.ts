@@ -6,7 +6,7 @@ import { LedgerboxError, describeValue } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { TransferJob } from '../ledger/transfers.js';
 import { checkJobs } from '../outbox/enqueue.js';
-import { IdentifiersOnly } from '../outbox/tasks.js';
+import { IdentifiersOnly } from '../jobs/tasks.js';
 import { compensationStep, type StepDefinition, type StepInput, type StepOutcome, type WorkflowDefinition } from './definition.js';
 import { consumeSignal, endWait, type WorkflowRow } from './workflow-queries.js';
 

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { DatabaseHandle, Session } from '../db/handle.js';
-import type { JobSpec } from '../outbox/outbox-queries.js';
+import type { JobSpec } from '../jobs/graphile-boundary.js';
 import type { Logger } from '../logger.js';
 import type { WorkflowRow } from './workflow-queries.js';
 

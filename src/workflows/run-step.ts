@@ -3,7 +3,7 @@ import { autocommitSession, inOneStatement, inTransaction, type DatabaseHandle, 
 import { LedgerboxError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { compensationStep, type StepDefinition, type StepOutcome, type WorkflowDefinition, type WorkflowRegistry } from './definition.js';
-import { jobSpecsJson } from '../outbox/outbox-queries.js';
+import { jobSpecsJson } from '../jobs/graphile-boundary.js';
 import { enqueueStep, stepJobSpec } from './step-job.js';
 import { activeSpan, recordActiveSpanError, withSpan } from '../tracing/tracer.js';
 import type { StepOutcomeLabel, StepRecorder } from '../metrics/process.js';

@@ -5,8 +5,8 @@ import { IdempotencyConflictError, LedgerboxError, describeValue } from '../erro
 import { canonicalJson } from '../ledger/canonical-json.js';
 import { limits } from '../limits.js';
 import { checkJobs } from '../outbox/enqueue.js';
-import { jobSpecsJson } from '../outbox/outbox-queries.js';
-import { IdentifiersOnly } from '../outbox/tasks.js';
+import { jobSpecsJson } from '../jobs/graphile-boundary.js';
+import { IdentifiersOnly } from '../jobs/tasks.js';
 import { checkInput, compiledWorkflow, SignalName, type Workflow, type WorkflowJob } from './define.js';
 import { insertSignal, selectWorkflowWithResults, startWorkflowRow, type WorkflowRow } from './workflow-queries.js';
 import { currentTraceparent, withSpan } from '../tracing/tracer.js';

@@ -1,8 +1,8 @@
 import { object, optional, string } from 'superstruct';
 import type { Session } from '../db/handle.js';
 import { Uuid } from '../contracts.js';
-import { addJobs, jobSpecsJson, type JobSpec } from '../outbox/outbox-queries.js';
-import { defineTask } from '../outbox/tasks.js';
+import { addJobs, jobSpecsJson, type JobSpec } from '../jobs/graphile-boundary.js';
+import { defineTask } from '../jobs/tasks.js';
 import { Traceparent, currentTraceparent } from '../tracing/tracer.js';
 
 /**
@@ -40,7 +40,7 @@ export function stepJobSpec(workflowId: string, step: string, runAt: Date | null
 }
 
 /**
- * The same job as ledgerbox.add_jobs takes it (the JSON outbox-queries' addJobs sends), for a
+ * The same job as ledgerbox.add_jobs takes it (the JSON jobs/graphile-boundary's addJobs sends), for a
  * statement that adds it alongside other writes. @internal
  */
 export function stepJobJson(workflowId: string, step: string, runAt: Date | null = null): string {

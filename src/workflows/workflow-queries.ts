@@ -1,3 +1,4 @@
+import { insertAlertRow } from '../alerts/alert-queries.js';
 import { sql } from '@databases/pg';
 import { array, boolean, enums, integer, nullable, number, object, record, string, unknown, type Infer } from 'superstruct';
 import type { Session } from '../db/handle.js';
@@ -134,13 +135,12 @@ export async function selectProviderCall(db: Session, idempotencyKey: string): P
   return row === undefined ? undefined : readRow(ProviderCallRow, row, 'provider call').response;
 }
 
+/** A workflow's or the worker's alert, through the one writer of alert rows (src/alerts). */
 export async function insertAlert(
   db: Session,
   alert: { severity: 'critical' | 'warning' | 'info'; kind: string; workflowId: string | null; message: string; details: Record<string, unknown> },
 ): Promise<void> {
-  await db.query(sql`
-    insert into ledgerbox.alerts (severity, kind, workflow_id, message, details)
-    values (${alert.severity}, ${alert.kind}, ${alert.workflowId}::uuid, ${alert.message}, ${JSON.stringify(alert.details)}::jsonb)`);
+  await insertAlertRow(db, { ...alert, dedupeKey: null });
 }
 
 export const AlertRow = object({

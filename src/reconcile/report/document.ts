@@ -1,6 +1,6 @@
 import { limits } from '../../limits.js';
 import type { Finding, ReconciliationReport, Severity } from '../types.js';
-import { formatMinorUnits, formatSignedMinorUnits, groupThousands } from './format-money.js';
+import { formatMinorUnits, formatSignedMinorUnits, groupThousands } from '../../money/format.js';
 import { findingKinds } from './report-contract.js';
 
 /**

@@ -1,6 +1,6 @@
 // The reconciliation report email: rendered once per run (stored with it), then delivered.
 export { renderReport, reportHeadline } from './render.js';
-export { formatMinorUnits, formatSignedMinorUnits } from './format-money.js';
+export { formatMinorUnits, formatSignedMinorUnits } from '../../money/format.js';
 export {
   deliverReport,
   reportDeliveryFromEnv,

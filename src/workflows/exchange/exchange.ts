@@ -9,7 +9,7 @@ import { insertAccount, selectTransferReferencing } from '../../ledger/ledger-qu
 import { reverseInSession } from '../../ledger/transfers.js';
 import { limits } from '../../limits.js';
 import { PositiveMoney, readMoney, toDinero, toLedgerMinorUnits, type MoneyInput } from '../../money/money.js';
-import { defineTask } from '../../outbox/tasks.js';
+import { defineTask } from '../../jobs/tasks.js';
 import { defineWorkflow, type StepDatabase, type Workflow } from '../define.js';
 import { startInSession } from '../start.js';
 import { selectWorkflowByKey } from '../workflow-queries.js';

@@ -5,8 +5,8 @@ import { AlertInput } from '../alerts/alert-contracts.js';
 import { insertAlertRow } from '../alerts/alert-queries.js';
 import { wakeAlertDelivery } from '../alerts/deliver-task.js';
 import { alertSeverity } from '../severities.js';
-import { formatMinorUnits } from '../reconcile/report/format-money.js';
-import { finishBatch, lockFinishedBatches, selectBatchMovement, selectBatchWorkflows, type FinishedBatchRow } from './batch-queries.js';
+import { formatMinorUnits } from '../money/format.js';
+import { finishBatch, lockFinishedBatches, selectBatchMovement, selectBatchWorkflows, type FinishedBatchRow } from '../outbox/batch-queries.js';
 
 /**
  * A batch run is the jobs of one `fanOut` given a `batch` name: a nightly statement per
