@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
-import { createAccount, createHold, isLedgerboxError, postHold, postTransfer, voidHold } from '../src/index.ts';
+import { createAccount, createHold, isLedgerboxError, postHold, postTransfer, voidHold, getBalance } from '../src/index.ts';
 import { useTestDatabase } from './support/database.ts';
 import { minor, usd } from './support/money.ts';
 import { seededRandom } from './support/random.ts';
-import { getBalance } from '../src/index.ts';
 
 const db = await useTestDatabase();
 

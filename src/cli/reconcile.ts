@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
 import { defaultLogger } from '../logger.js';
 import { inTransaction } from '../db/handle.js';
-import { renderReport } from '../reconcile/report/index.js';
+import { renderReport, reportDeliveryFromEnv } from '../reconcile/report/index.js';
 import { storeReport } from '../reconcile/reconcile-writes.js';
 import { reconcile } from '../reconcile/run.js';
-import { reportDeliveryFromEnv } from '../reconcile/report/index.js';
 import { sendStoredReport } from '../reconcile/tasks.js';
 import { exitCodes, runCommand, withPool } from './command.js';
 import { currencyExponents, money, renderJson, renderTable, type Exponents } from './render.js';

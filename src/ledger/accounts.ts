@@ -1,10 +1,10 @@
 import { boolean, defaulted, object } from 'superstruct';
 import { AccountKey, CurrencyCode, Metadata, validate } from '../contracts.js';
-import { autocommitSession, inTransaction, type DatabaseHandle } from '../db/handle.js';
+import { autocommitSession, inTransaction } from '../db/handle.js';
 import { LedgerboxError, describeValue } from '../errors.js';
 import { insertAccount, selectAccountsByKey, selectCurrency, type AccountRow } from './ledger-queries.js';
 import type { Account } from './types.js';
-import type { Session } from '../db/handle.js';
+import type { Session, DatabaseHandle } from '../db/handle.js';
 import { canonicalJson } from './canonical-json.js';
 
 const AccountInput = object({

@@ -1,4 +1,4 @@
-import { defaulted, integer, object, optional, size, string } from 'superstruct';
+import { defaulted, integer, object, optional, size } from 'superstruct';
 import { StorableText, Uuid, validate } from '../contracts.js';
 import { autocommitSession, type DatabaseHandle } from '../db/handle.js';
 import { LedgerboxError } from '../errors.js';

@@ -1,4 +1,4 @@
-import { array, assign, func, integer, object, optional, refine, size, string } from 'superstruct';
+import { array, assign, func, integer, object, optional, refine, size } from 'superstruct';
 import { StorableText, Timestamp, validate } from '../contracts.js';
 import { inTransaction, type DatabaseHandle } from '../db/handle.js';
 import { InvalidInputError, LedgerboxError, describeValue } from '../errors.js';

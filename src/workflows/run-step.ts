@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import { autocommitSession, inOneStatement, inTransaction, type DatabaseHandle, type Row, type Session } from '../db/handle.js';
 import { LedgerboxError } from '../errors.js';
 import type { Logger } from '../logger.js';

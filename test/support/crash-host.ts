@@ -4,8 +4,7 @@
 // worker that called it), two host tasks (one transactional, one at least once), and the named
 // points where a worker may be told to stop dead.
 import type pg from 'pg';
-import { dinero } from 'dinero.js/bigint';
-import { USD } from 'dinero.js/bigint';
+import { dinero, USD } from 'dinero.js/bigint';
 import { object, string } from 'superstruct';
 import { createHold, defineTask, defineWorkflow, getTransfer, postHold, postTransfer, voidHold, type DatabaseHandle, type StepDatabase } from '../../src/index.ts';
 

@@ -1,4 +1,4 @@
-import { randomUUID, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { convert, dinero, halfEven, toSnapshot, transformScale, type Dinero } from 'dinero.js/bigint';
 import { defaulted, enums, integer, object, optional, pattern, refine, size, string } from 'superstruct';
 import { AccountKey, IdempotencyKey, Metadata, Uuid, validate } from '../../contracts.js';
@@ -14,7 +14,7 @@ import { defineWorkflow, type StepDatabase, type Workflow } from '../define.js';
 import { startInSession } from '../start.js';
 import { selectWorkflowByKey } from '../workflow-queries.js';
 import { insertExchange, selectExchange, selectExchangeStart, storeQuote, storeSettlement, tagTransfersWith, type ExchangeRow } from './exchange-queries.js';
-import type { ComplianceDecision, ExchangeProviders, FxQuote } from './providers.js';
+import type { ExchangeProviders, FxQuote } from './providers.js';
 
 /**
  * FX clearing accounts per currency. Every exchange's hold and settlement update an FX clearing
